@@ -1,0 +1,128 @@
+"""Typed configs for every flow, and how presets + `--set key=value` overrides become one.
+
+Every knob lives here, each with a default and a description (so the Prefect UI renders a
+form with help texts). Unknown keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import ConfigError
+
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+C = TypeVar("C", bound=StrictModel)
+
+
+class SamplingConfig(StrictModel):
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy decoding.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(128, gt=0, description="Cap on generated tokens per turn.")
+    seed: int | None = Field(None, description="Sampling seed (local models; passed to APIs that accept one).")
+
+
+class ModelConfig(StrictModel):
+    spec: str = Field(
+        "embedded",
+        description="`embedded` (offline default), `hf:<hub id or local path>`, or `openai:<model>`.",
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); None = OpenAI.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself).")
+    adapter: str | None = Field(None, description="Path to a LoRA adapter applied on top of an `hf:`/`embedded` model.")
+    load_in_4bit: bool = Field(False, description="Load `hf:` weights in 4-bit NF4 via bitsandbytes.")
+    batch_size: int = Field(16, gt=0, description="Prompts per batched generate call (local models).")
+    max_concurrency: int = Field(8, gt=0, description="Concurrent requests (API backends).")
+    max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts, with exponential backoff.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (API backends).")
+
+
+class EvalConfig(StrictModel):
+    """Evaluate an agent against a user simulator on a ToolWOZ split slice."""
+
+    agent: ModelConfig = Field(default_factory=ModelConfig)
+    user: ModelConfig = Field(default_factory=ModelConfig)
+    agent_sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=64))
+    agent_prompt: Literal["react", "compact"] = Field(
+        "compact", description="`react`: the full ReAct prompt with API examples (large models); `compact`: tool signatures only."
+    )
+    split: Literal["train", "val", "test"] = "val"
+    n_tasks: int = Field(10, gt=0, description="How many tasks of the split to evaluate.")
+    seed: int = Field(0, description="Which tasks: a seeded sample of the split.")
+    max_messages: int = Field(15, gt=0, description="Cap on visible user+agent messages per dialogue.")
+    max_agent_steps: int = Field(3, gt=0, description="Agent generations per turn before retries are exhausted.")
+    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
+    run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for p in parents:
+        child = node.setdefault(p, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {key!r}: {p!r} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`a.b=value` -> ("a.b", value); the value is read as YAML, so `3`, `true`, `null` are typed."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({e.__class__.__name__})") from None
+    return key.strip(), value
+
+
+def read_preset(preset: str) -> dict[str, Any]:
+    """A preset is a name in configs/ or a path to a YAML file."""
+    path = Path(preset)
+    if not path.suffix:
+        path = CONFIGS_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+        raise ConfigError(f"preset {preset!r} not found (known presets: {', '.join(names)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"malformed YAML in {path}{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
+    return data
+
+
+def build_config(cls: type[C], preset: str | None = None, overrides: list[str] = ()) -> C:
+    data = read_preset(preset) if preset else {}
+    for text in overrides:
+        _set_dotted(data, *parse_override(text))
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e)) from None
+
+
+def _describe(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        key = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown config key {key!r}")
+        else:
+            parts.append(f"{key}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,21 @@
+"""Errors a user can fix. The CLI prints these as one line and exits non-zero; anything else is a bug."""
+
+
+class UserError(Exception):
+    """Bad input from the user or their machine: the message says what is wrong and how to fix it."""
+
+
+class ConfigError(UserError):
+    """Unknown key, wrong type or malformed preset file."""
+
+
+class ModelSpecError(UserError):
+    """A model spec string that names no backend, or a model that cannot be found."""
+
+
+class EndpointError(UserError):
+    """An API endpoint that cannot be reached or rejects us (after retries)."""
+
+
+class DataMissingError(UserError):
+    """A data package (josh-train) that is not installed or incomplete."""

@@ -1,0 +1,37 @@
+"""Where things land: runs, caches, and Prefect's own state, all overridable by environment.
+
+- runs:   one folder per run (datasets, reports), under the configured runs directory;
+- cache:  built data and models, under the user cache directory (shared by runs);
+- state:  PREFECT_HOME and result storage, inside the checkout, so a checkout never writes
+          into ~/.prefect and tests (which point it at a temp dir) never read a developer's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SELFTRAIN_CACHE_DIR") or platformdirs.user_cache_dir("selftrain"))
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("SELFTRAIN_STATE_DIR") or PROJECT_ROOT / ".state")
+
+
+def configure_prefect() -> None:
+    """Point Prefect at the project's state dir; must run before `prefect` is imported.
+
+    Values already set in the environment win, so a user's own Prefect server still works.
+    """
+    state = state_dir()
+    os.environ.setdefault("PREFECT_HOME", str(state / "prefect"))
+    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(state / "results"))
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")

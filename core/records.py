@@ -1,0 +1,113 @@
+"""Lossless round trips of dialogues to Hugging Face `datasets` and JSONL.
+
+Arrow needs one schema per column, so free-form dicts (tool arguments, persona attributes)
+are stored as JSON strings; everything else keeps its structure, so a dataset opened in any
+tool shows readable messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from core.types import Dialogue, Message, Outcome, Persona, Scenario, ToolCall
+
+_TOOL_CALL = {"id": datasets.Value("string"), "name": datasets.Value("string"), "arguments": datasets.Value("string")}
+_MESSAGE = {
+    "role": datasets.Value("string"),
+    "content": datasets.Value("string"),
+    "tool_calls": datasets.List(_TOOL_CALL),
+    "tool_call_id": datasets.Value("string"),
+}
+DIALOGUE_FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "domain": datasets.Value("string"),
+        "task_id": datasets.Value("string"),
+        "instruction": datasets.Value("string"),
+        "persona_attributes": datasets.Value("string"),
+        "persona_text": datasets.Value("string"),
+        "messages": datasets.List(_MESSAGE),
+        "reward": datasets.Value("float64"),
+        "success": datasets.Value("bool"),
+        "termination": datasets.Value("string"),
+        "turns": datasets.Value("int64"),
+        "api_calls": datasets.Value("int64"),
+        "invalid_calls": datasets.Value("int64"),
+        "prompt_tokens": datasets.Value("int64"),
+        "completion_tokens": datasets.Value("int64"),
+        "agent_model": datasets.Value("string"),
+        "user_model": datasets.Value("string"),
+    }
+)
+
+
+def message_to_row(m: Message) -> dict[str, Any]:
+    return {
+        "role": m.role,
+        "content": m.content,
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments": json.dumps(c.arguments)} for c in m.tool_calls],
+        "tool_call_id": m.tool_call_id,
+    }
+
+
+def message_from_row(row: dict[str, Any]) -> Message:
+    calls = tuple(ToolCall(id=c["id"], name=c["name"], arguments=json.loads(c["arguments"])) for c in row["tool_calls"])
+    return Message(role=row["role"], content=row["content"], tool_calls=calls, tool_call_id=row["tool_call_id"])
+
+
+def dialogue_to_row(d: Dialogue) -> dict[str, Any]:
+    persona = d.scenario.persona
+    return {
+        "id": d.id,
+        "domain": d.scenario.domain,
+        "task_id": d.scenario.task_id,
+        "instruction": d.scenario.instruction,
+        "persona_attributes": json.dumps(persona.attributes) if persona else None,
+        "persona_text": persona.text if persona else None,
+        "messages": [message_to_row(m) for m in d.messages],
+        **d.outcome.model_dump(mode="json"),
+        "agent_model": d.agent_model,
+        "user_model": d.user_model,
+    }
+
+
+def dialogue_from_row(row: dict[str, Any]) -> Dialogue:
+    persona = None
+    if row["persona_attributes"] is not None:
+        persona = Persona(attributes=json.loads(row["persona_attributes"]), text=row["persona_text"] or "")
+    scenario = Scenario(domain=row["domain"], task_id=row["task_id"], instruction=row["instruction"], persona=persona)
+    outcome = Outcome(**{k: row[k] for k in Outcome.model_fields})
+    return Dialogue(
+        scenario=scenario,
+        messages=tuple(message_from_row(m) for m in row["messages"]),
+        outcome=outcome,
+        agent_model=row["agent_model"],
+        user_model=row["user_model"],
+    )
+
+
+def dialogues_to_dataset(dialogues: Iterable[Dialogue]) -> datasets.Dataset:
+    rows = [dialogue_to_row(d) for d in dialogues]
+    return datasets.Dataset.from_list(rows, features=DIALOGUE_FEATURES)
+
+
+def dialogues_from_dataset(ds: datasets.Dataset) -> list[Dialogue]:
+    return [dialogue_from_row(row) for row in ds]
+
+
+def write_jsonl(dialogues: Iterable[Dialogue], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for d in dialogues:
+            f.write(d.model_dump_json() + "\n")
+    return path
+
+
+def read_jsonl(path: Path) -> list[Dialogue]:
+    with path.open() as f:
+        return [Dialogue.model_validate_json(line) for line in f if line.strip()]

@@ -1,0 +1,97 @@
+"""The typed vocabulary every stage shares: messages, tool calls, personas, scenarios, dialogues.
+
+Stages meet only through these types (and their dataset rows, see `core.records`), so a
+new environment, model backend or data builder never has to guess at dict layouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToolCall(Frozen):
+    """One call of a tool by name with JSON arguments, as the agent wrote it."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = None
+
+
+class Message(Frozen):
+    """One chat message. `tool_calls` are parsed from an assistant turn; `tool` messages carry results."""
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+class Persona(Frozen):
+    """A simulated user's identity: attributes plus the text the user simulator is prompted with."""
+
+    attributes: dict[str, str] = Field(default_factory=dict)
+    text: str = ""
+
+    @property
+    def id(self) -> str:
+        """Persona id = hash of its attributes, so the same draw always has the same id."""
+        blob = json.dumps(self.attributes, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+class Scenario(Frozen):
+    """A domain task as the user simulator pursues it, optionally played by a persona."""
+
+    domain: str
+    task_id: str
+    instruction: str
+    persona: Persona | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.domain}/{self.task_id}" + (f"/{self.persona.id}" if self.persona else "")
+
+
+class Termination(str, Enum):
+    """Why a dialogue stopped; recorded on every dialogue so runs can be audited."""
+
+    user_ended = "user_ended"
+    turn_cap = "turn_cap"
+    empty_output = "empty_output"
+    agent_retries_exhausted = "agent_retries_exhausted"
+
+
+class Outcome(Frozen):
+    reward: float = 0.0
+    success: bool = False
+    termination: Termination = Termination.turn_cap
+    turns: int = 0
+    api_calls: int = 0
+    invalid_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Dialogue(Frozen):
+    """A finished conversation: the scenario, every message (incl. tool calls/results), the outcome."""
+
+    scenario: Scenario
+    messages: tuple[Message, ...]
+    outcome: Outcome
+    agent_model: str = ""
+    user_model: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.scenario.id

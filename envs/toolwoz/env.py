@@ -1,0 +1,34 @@
+"""One ToolWOZ episode: the agent's tool calls run against the task's database and are scored."""
+
+from __future__ import annotations
+
+import json
+
+from core.types import ToolCall
+from envs.toolwoz.data import ToolWOZData, ToolWOZTask
+from envs.toolwoz.reward import CallRecord, RewardResult, score
+from envs.toolwoz.tools import execute
+
+
+class ToolWOZEnv:
+    def __init__(self, data: ToolWOZData, task: ToolWOZTask):
+        self.data = data
+        self.task = task
+        self.records: list[CallRecord] = []
+
+    def step(self, call: ToolCall) -> str:
+        """Execute a call and return what the agent observes (JSON, or an `ERROR:` string)."""
+        result = execute(self.data, self.task, call)
+        self.records.append(CallRecord(call, result))
+        return result if isinstance(result, str) else json.dumps(result)
+
+    def reward(self) -> RewardResult:
+        return score(self.task, self.records)
+
+
+def oracle_reward(data: ToolWOZData, task: ToolWOZTask) -> RewardResult:
+    """Replay the ground-truth calls: the best any agent can score on this task."""
+    env = ToolWOZEnv(data, task)
+    for call in task.ground_truth_calls():
+        env.step(call)
+    return env.reward()
