@@ -41,6 +41,9 @@ class ModelConfig(StrictModel):
     adapter: str | None = Field(None, description="Path to a LoRA adapter applied on top of an `hf:`/`embedded` model.")
     load_in_4bit: bool = Field(False, description="Load `hf:` weights in 4-bit NF4 via bitsandbytes.")
     batch_size: int = Field(16, gt=0, description="Prompts per batched generate call (local models).")
+    cpu_threads: int | None = Field(
+        None, gt=0, description="torch threads on CPU (local models); 1 is fastest for tiny models on a busy machine."
+    )
     max_concurrency: int = Field(8, gt=0, description="Concurrent requests (API backends).")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts, with exponential backoff.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (API backends).")

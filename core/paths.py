@@ -35,3 +35,18 @@ def configure_prefect() -> None:
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    for key in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH"):
+        Path(os.environ[key]).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """A fresh folder for one run; a second run with the same name gets a numbered sibling."""
+    base = Path(runs_dir) / name
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")

@@ -1,0 +1,118 @@
+"""Model backends behind one spec string: `embedded`, `hf:<hub id or local path>`, `openai:<model>`.
+
+Backends import their heavy libraries (torch, transformers, openai) only when used, so
+parsing, checking and fingerprinting a config stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from core.config import ModelConfig
+from core.errors import ModelSpecError
+from core.fingerprint import stable_hash
+from models.base import ChatModel, Generation
+
+__all__ = ["ChatModel", "Generation", "parse_spec", "load_model", "model_fingerprint", "check_model"]
+
+VALID_SPECS = "`embedded`, `hf:<hub id or local path>`, `openai:<model>`"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+BIG_FILE = 64 * 2**20  # files above this are fingerprinted by name, size and mtime, not bytes
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """`embedded` -> ("embedded", ""); `hf:x` -> ("hf", "x"); `openai:m` -> ("openai", "m")."""
+    if spec == "embedded":
+        return "embedded", ""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in ("hf", "openai") and rest:
+        return kind, rest
+    raise ModelSpecError(f"unknown model spec {spec!r}; valid forms: {VALID_SPECS}")
+
+
+def load_model(cfg: ModelConfig) -> ChatModel:
+    kind, target = parse_spec(cfg.spec)
+    if kind == "openai":
+        from models.openai_backend import OpenAIChatModel
+
+        return OpenAIChatModel(cfg)
+    from models.hf_backend import HFChatModel
+
+    if kind == "embedded":
+        from models.embedded import embedded_model_dir
+
+        target = str(embedded_model_dir())
+    return HFChatModel(cfg, target)
+
+
+def model_fingerprint(cfg: ModelConfig) -> str:
+    """Hash of what decides a model's outputs, without loading weights.
+
+    Local model and adapter dirs are hashed by content; a hub id is hashed by name only
+    (its files are not fetched just to decide whether a cache entry is still valid). The
+    embedded model is built first if it is not in the cache yet (once, about a second).
+    """
+    kind, target = parse_spec(cfg.spec)
+    parts: dict[str, str | bool | None] = {
+        "spec": cfg.spec,
+        "base_url": cfg.base_url,
+        "adapter": cfg.adapter,
+        "load_in_4bit": cfg.load_in_4bit,
+    }
+    if kind == "embedded":
+        from models.embedded import embedded_model_dir
+
+        parts["model_files"] = _hash_path(embedded_model_dir())
+    elif kind == "hf" and Path(target).expanduser().exists():
+        parts["model_files"] = _hash_path(Path(target).expanduser())
+    if cfg.adapter:
+        parts["adapter_files"] = _hash_path(Path(cfg.adapter).expanduser())
+    return stable_hash(parts)
+
+
+def _hash_path(path: Path) -> str:
+    """Content hash of a file or a directory tree (missing path -> hash of nothing)."""
+    if path.is_dir():
+        root, files = path, sorted(p for p in path.rglob("*") if p.is_file())
+    else:
+        root, files = path.parent, [path] if path.is_file() else []
+    h = hashlib.sha256()
+    for f in files:
+        stat = f.stat()
+        h.update(f"{f.relative_to(root).as_posix()}\0{stat.st_size}\0".encode())
+        if stat.st_size > BIG_FILE:
+            h.update(str(stat.st_mtime_ns).encode())
+        else:
+            with f.open("rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
+def hf_source(target: str) -> str:
+    """What to hand `from_pretrained`: an existing model dir, or else a plausible hub id."""
+    path = Path(target).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelSpecError(f"{path} is not a Hugging Face model directory (no config.json)")
+        return str(path)
+    if not HUB_ID.match(target):
+        raise ModelSpecError(f"model {target!r} is neither an existing path nor a hub id like `org/name`")
+    return target
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """Fail fast, before a flow starts, on a spec, path or endpoint that cannot work."""
+    kind, target = parse_spec(cfg.spec)
+    if kind == "hf":
+        hf_source(target)
+    if cfg.adapter:
+        if kind == "openai":
+            raise ModelSpecError(f"adapter {cfg.adapter!r} applies to `hf:`/`embedded` models, not {cfg.spec!r}")
+        if not (Path(cfg.adapter).expanduser() / "adapter_config.json").is_file():
+            raise ModelSpecError(f"adapter {cfg.adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
+    if kind == "openai":
+        from models.openai_backend import check_endpoint
+
+        check_endpoint(cfg)

@@ -1,0 +1,71 @@
+"""`selftrain`: run a flow from a preset with `--set key=value` overrides.
+
+Bad input (unknown key, malformed YAML, unknown model spec, unreachable endpoint, missing
+data package) is checked before the flow starts and reported as one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.paths import configure_prefect
+
+EXIT_USER_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selftrain", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    ev = commands.add_parser("evaluate", help="evaluate an agent model against a user simulator on ToolWOZ")
+    ev.add_argument("--preset", default="embedded", help="preset name in configs/ or a YAML path (default: embedded)")
+    ev.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key, e.g. --set n_tasks=20 --set agent.spec=openai:gpt-4o-mini (repeatable)",
+    )
+    return parser
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    width = max(len(r["metric"]) for r in rows)
+    return "\n".join(f"  {r['metric']:<{width}}  {r['value']}" for r in rows)
+
+
+def evaluate(preset: str, overrides: list[str]) -> None:
+    from core.config import EvalConfig, build_config
+    from envs.toolwoz.data import package_file
+    from models import check_model
+
+    cfg = build_config(EvalConfig, preset, overrides)
+    package_file("data/dataset.zip")
+    for model in {cfg.agent.model_dump_json(): cfg.agent, cfg.user.model_dump_json(): cfg.user}.values():
+        check_model(model)
+
+    from flows.evaluate import evaluate as evaluate_flow
+
+    report = evaluate_flow(cfg)
+    print(f"\nToolWOZ {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}")
+    print(format_table(report.table))
+    print(f"  cached stages: {', '.join(report.cached) or 'none'}")
+    print(f"  run folder: {report.run_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_prefect()
+    from core.errors import UserError
+
+    try:
+        if args.command == "evaluate":
+            evaluate(args.preset, args.overrides)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; finished stages are cached and will be reused", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The one interface every model backend implements: batched chat generation, n samples per prompt."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.config import SamplingConfig
+from core.types import Message
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled reply with the tokens it cost, so runs can report usage per model."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ChatModel(ABC):
+    """A chat model behind a spec string (`embedded`, `hf:...`, `openai:...`)."""
+
+    spec: str
+
+    @abstractmethod
+    def generate(
+        self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1
+    ) -> list[list[Generation]]:
+        """One list of n generations per prompt, same order as prompts."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Stable content hash of what decides the outputs; used as a cache key."""
+
+    def close(self) -> None:
+        """Free memory / clients. Default: nothing to free."""

@@ -1,0 +1,51 @@
+"""Per-run metrics over dialogues: what an evaluation reports, as plain functions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from statistics import mean
+
+from pydantic import BaseModel
+
+from core.types import Dialogue
+
+
+class Ceiling(BaseModel):
+    """Replaying the ground-truth calls: the best score an agent can reach on these tasks."""
+
+    tasks: int
+    reward: float
+    success_rate: float
+
+
+class EvalMetrics(BaseModel):
+    dialogues: int
+    success_rate: float
+    avg_reward: float
+    valid_call_rate: float | None  # None when no call was attempted at all
+    api_calls: int
+    mean_turns: float
+    prompt_tokens: int
+    completion_tokens: int
+    terminations: dict[str, int]
+
+
+def evaluation_metrics(dialogues: list[Dialogue]) -> EvalMetrics:
+    outcomes = [d.outcome for d in dialogues]
+    calls = sum(o.api_calls for o in outcomes)
+    valid = calls - sum(o.invalid_calls for o in outcomes)
+    return EvalMetrics(
+        dialogues=len(outcomes),
+        success_rate=mean(o.success for o in outcomes),
+        avg_reward=mean(o.reward for o in outcomes),
+        valid_call_rate=valid / calls if calls else None,
+        api_calls=calls,
+        mean_turns=mean(o.turns for o in outcomes),
+        prompt_tokens=sum(o.prompt_tokens for o in outcomes),
+        completion_tokens=sum(o.completion_tokens for o in outcomes),
+        terminations=dict(Counter(o.termination.value for o in outcomes)),
+    )
+
+
+def ceiling(rewards: list[float]) -> Ceiling:
+    return Ceiling(tasks=len(rewards), reward=mean(rewards), success_rate=mean(r == 1.0 for r in rewards))

@@ -1,0 +1,128 @@
+"""Prefect tasks of the evaluation flow, each named for what it produces.
+
+Caching is declared here: a task's cache key is a content hash of everything its result
+depends on (model weights, sampling settings, tasks, and the source of the logic), so a
+rerun with the same inputs reads the stored result and a changed input recomputes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from core import records
+from core.config import EvalConfig
+from core.fingerprint import source_hash, stable_hash
+from core.types import Dialogue, Scenario
+from envs.toolwoz import ToolWOZEnv, data as toolwoz_data, load_toolwoz, oracle_reward, reward, tools
+from models import load_model
+from quality.metrics import Ceiling, EvalMetrics
+from tasks import react, rollout, user_sim
+
+ENV_CODE = (toolwoz_data, tools, reward)
+ROLLOUT_CODE = (*ENV_CODE, rollout, react, user_sim)
+
+
+@task
+def select_tasks(split: str, n: int, seed: int) -> list[str]:
+    """A seeded sample of the split's task ids (the whole split when n exceeds it)."""
+    ids = load_toolwoz().splits[split]
+    return sorted(random.Random(seed).sample(ids, min(n, len(ids))))
+
+
+@task(cache_key_fn=lambda _, p: stable_hash("oracle", p["split"], source_hash(*ENV_CODE)))
+def oracle_rewards(split: str) -> dict[str, float]:
+    """Replay every task's ground-truth calls: the per-task reward ceiling of the split."""
+    data = load_toolwoz()
+    return {t.id: oracle_reward(data, t).reward for t in data.split(split)}
+
+
+def simulation_fingerprint(cfg: EvalConfig, task_ids: list[str], agent_fp: str, user_fp: str) -> str:
+    settings = cfg.model_dump(include={"agent_sampling", "user_sampling", "agent_prompt", "max_messages", "max_agent_steps"})
+    return stable_hash("simulate", agent_fp, user_fp, settings, task_ids, source_hash(*ROLLOUT_CODE))
+
+
+@task(cache_key_fn=lambda _, p: p["fingerprint"])
+def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -> list[Dialogue]:
+    """Play agent against user simulator on each task; the heavy step, cached on `fingerprint`."""
+    data = load_toolwoz()
+    system = react.system_prompt(data.tool_schemas, cfg.agent_prompt)
+    episodes = [
+        rollout.Episode(
+            Scenario(domain="toolwoz", task_id=t.id, instruction=t.instruction),
+            ToolWOZEnv(data, t),
+            system,
+            max_messages=cfg.max_messages,
+            max_agent_steps=cfg.max_agent_steps,
+        )
+        for t in (data.tasks[i] for i in task_ids)
+    ]
+    progress = create_progress_artifact(0.0, key="evaluate-progress", description="Dialogues finished (%)")
+
+    def report(done: int, total: int) -> None:
+        update_progress_artifact(progress, 100.0 * done / total)
+
+    agent = load_model(cfg.agent)
+    user = agent if cfg.user == cfg.agent else load_model(cfg.user)
+    try:
+        rollout.run_episodes(episodes, agent, user, cfg.agent_sampling, cfg.user_sampling, on_progress=report)
+    finally:
+        for model in {id(agent): agent, id(user): user}.values():
+            model.close()
+    return [e.to_dialogue(cfg.agent.spec, cfg.user.spec) for e in episodes]
+
+
+@task
+def save_dialogues(dialogues: list[Dialogue], run_dir: Path) -> Path:
+    """The dialogues as a Hugging Face dataset (and JSONL for eyeballing)."""
+    path = run_dir / "dialogues"
+    records.dialogues_to_dataset(dialogues).save_to_disk(str(path))
+    records.write_jsonl(dialogues, run_dir / "dialogues.jsonl")
+    get_run_logger().info("saved %d dialogues to %s", len(dialogues), path)
+    return path
+
+
+def metrics_table(metrics: EvalMetrics, slice_ceiling: Ceiling, split_ceiling: Ceiling) -> list[dict[str, str]]:
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f}%"
+
+    return [
+        {"metric": "dialogues", "value": str(metrics.dialogues)},
+        {"metric": "success rate", "value": pct(metrics.success_rate)},
+        {"metric": "average reward", "value": f"{metrics.avg_reward:.3f}"},
+        {"metric": "valid call rate", "value": f"{pct(metrics.valid_call_rate)} of {metrics.api_calls} calls"},
+        {"metric": "mean turns", "value": f"{metrics.mean_turns:.1f}"},
+        {"metric": "oracle ceiling (these tasks)", "value": f"{pct(slice_ceiling.success_rate)} success, {slice_ceiling.reward:.3f} reward"},
+        {"metric": "oracle ceiling (whole split)", "value": f"{pct(split_ceiling.success_rate)} success, {split_ceiling.reward:.3f} reward over {split_ceiling.tasks} tasks"},
+        {"metric": "tokens (prompt / completion)", "value": f"{metrics.prompt_tokens} / {metrics.completion_tokens}"},
+        {"metric": "terminations", "value": ", ".join(f"{k}: {v}" for k, v in sorted(metrics.terminations.items()))},
+    ]
+
+
+@task
+def publish_report(table: list[dict[str, str]], cfg: EvalConfig, run_dir: Path) -> Path:
+    """Table + markdown artifacts in the Prefect UI, and the same report in the run folder."""
+    create_table_artifact(table, key="evaluation-metrics", description=f"{cfg.agent.spec} on ToolWOZ {cfg.split}")
+    lines = [
+        f"# Evaluation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`",
+        f"ToolWOZ `{cfg.split}`, {cfg.n_tasks} tasks (seed {cfg.seed}); run folder `{run_dir}`.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {row['metric']} | {row['value']} |" for row in table),
+    ]
+    markdown = "\n".join(lines) + "\n"
+    create_markdown_artifact(markdown, key="evaluation-summary", description="Evaluation summary")
+    (run_dir / "report.md").write_text(markdown)
+    (run_dir / "metrics.json").write_text(json.dumps(table, indent=1))
+    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
+    return run_dir / "report.md"

@@ -1,0 +1,129 @@
+"""The agent's ReAct format: `PLAN <thought>` then one action, `APICALL {json}` or `SPEAK <text>`.
+
+This module owns the format end to end: the system prompt that teaches it, the parser that
+reads a generation, and the view of a dialogue the agent is prompted with. Anything that
+trains or scores agent turns goes through here, so the format cannot drift between stages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from core.types import Message, ToolCall
+
+END = "<COMMAND_END>"
+APIRETURN = "APIRETURN"
+_COMMAND = re.compile(r"\b(PLAN|APICALL|SPEAK)\b")
+
+PromptStyle = Literal["react", "compact"]
+
+_REACT_HEADER = """You are a travel agent helping a customer book restaurants, hotels, attractions and trains in Cambridge.
+
+# Commands
+Every reply is one PLAN followed by exactly one action, each ended by {end}:
+- PLAN <your private reasoning about what to do next> {end}
+- APICALL {{"name": "<api name>", "parameters": {{...}}}} {end}  calls an API; its result comes back as an {ret} message and you continue.
+- SPEAK <message to the customer> {end}  ends your turn; the customer sees only what you SPEAK.
+
+# Rules
+- Use the APIs to find and book things; never answer from your own knowledge.
+- Only use the APIs and parameters listed below; leave out parameters you do not know.
+- Search before you book, and book with the exact name (or trainID) the search returned.
+- Searches return at most one matching row; give every constraint the customer stated.
+- If an API returns an ERROR, re-read its definition and fix the call.
+
+# Example
+customer: I need a cheap restaurant in the north.
+PLAN The customer wants a cheap restaurant in the north; I will search. {end} APICALL {{"name": "search_restaurant", "parameters": {{"pricerange": "cheap", "area": "north"}}}} {end}
+{ret} [{{"name": "royal spice", "area": "north", "pricerange": "cheap", "food": "indian"}}]
+PLAN I found one; I will tell the customer. {end} SPEAK Royal Spice is a cheap Indian restaurant in the north. Shall I book it? {end}
+
+# APIs
+"""
+
+
+def system_prompt(tool_schemas: list[dict[str, Any]], style: PromptStyle) -> str:
+    """`react`: full instructions and JSON schemas (API models); `compact`: signatures only (tiny models)."""
+    if style == "compact":
+        signatures = "\n".join(_signature(t) for t in tool_schemas)
+        return f"You are a travel agent. Reply PLAN then APICALL {{json}} or SPEAK text.\nAPIs:\n{signatures}"
+    return _REACT_HEADER.format(end=END, ret=APIRETURN) + json.dumps(tool_schemas, indent=1)
+
+
+def _signature(schema: dict[str, Any]) -> str:
+    fn = schema["function"]
+    return f"{fn['name']}({', '.join(fn['parameters']['properties'])})"
+
+
+@dataclass(frozen=True)
+class AgentAction:
+    """What one agent generation asks for. Exactly one of `call`, `speak`, `error` is set."""
+
+    text: str  # the generation, cut after its first action
+    call: ToolCall | None = None
+    speak: str | None = None
+    error: str | None = None
+    attempted_call: bool = False  # an APICALL was written, well-formed or not
+
+
+def parse_action(output: str) -> AgentAction:
+    """Read the first action of a generation; anything after it is dropped (one action per step)."""
+    for match in _COMMAND.finditer(output):
+        command = match.group(1)
+        if command == "PLAN":
+            continue
+        body_start = match.end()
+        following = _COMMAND.search(output, body_start)
+        body_end = following.start() if following else len(output)
+        if command == "SPEAK":
+            speech = output[body_start:body_end].replace(END, "").strip()
+            text = output[:body_end].rstrip()
+            if not speech:
+                return AgentAction(text=text, error="ERROR: EMPTY SPEAK. Write the message to the customer after SPEAK.")
+            return AgentAction(text=text, speak=speech)
+        return _parse_call(output, body_start)
+    return AgentAction(
+        text=output.strip(), error="ERROR: NO COMMAND FOUND. Reply with PLAN, then APICALL {json} or SPEAK."
+    )
+
+
+def _parse_call(output: str, start: int) -> AgentAction:
+    brace = output.find("{", start)
+    try:
+        if brace < 0 or output[start:brace].strip():
+            raise ValueError("no JSON object after APICALL")
+        obj, end = json.JSONDecoder().raw_decode(output, brace)
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+            raise ValueError('the JSON needs a string "name"')
+        params = obj.get("parameters", {})
+        if not isinstance(params, dict):
+            raise ValueError('"parameters" must be a JSON object')
+    except ValueError as e:
+        text = output[: _command_end(output, start)].rstrip()
+        reason = str(e).split(":")[0] if isinstance(e, json.JSONDecodeError) else str(e)
+        return AgentAction(
+            text=text,
+            error=f'ERROR: MALFORMED APICALL ({reason}). Use APICALL {{"name": "<api>", "parameters": {{...}}}}',
+            attempted_call=True,
+        )
+    text = output[:end].rstrip() + f" {END}"
+    return AgentAction(text=text, call=ToolCall(name=obj["name"], arguments=params), attempted_call=True)
+
+
+def _command_end(output: str, start: int) -> int:
+    following = _COMMAND.search(output, start)
+    return following.start() if following else len(output)
+
+
+def agent_view(system: str, record: list[Message]) -> list[Message]:
+    """What the agent is prompted with: tool results shown as `APIRETURN ...` user turns, as in JOSH."""
+    view = [Message(role="system", content=system)]
+    for m in record:
+        if m.role == "tool":
+            view.append(Message(role="user", content=f"{APIRETURN} {m.content}"))
+        else:
+            view.append(Message(role=m.role, content=m.content))
+    return view

@@ -1,0 +1,153 @@
+"""Role-play between a user simulator and a ReAct agent, tools executed in the environment.
+
+An `Episode` is one conversation as a small state machine (who speaks next, what each saw);
+`run_episodes` steps many of them in lockstep so that every model call is one batch across
+conversations (a local model generates them together; an API backend sends them
+concurrently). Plain Python: no Prefect here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from tqdm.auto import tqdm
+
+from core.config import SamplingConfig
+from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
+from models.base import ChatModel, Generation
+from tasks import react, user_sim
+
+RETRIES_EXHAUSTED = "Error: Agent ran out of retries."
+
+
+class Environment(Protocol):
+    def step(self, call: ToolCall) -> str: ...
+    def reward(self): ...  # has .reward (float) and .success (bool)
+
+
+class Episode:
+    def __init__(
+        self, scenario: Scenario, env: Environment, agent_system: str, max_messages: int = 15, max_agent_steps: int = 3
+    ):
+        self.scenario = scenario
+        self.env = env
+        self.agent_system = agent_system
+        self.max_messages = max_messages
+        self.max_agent_steps = max_agent_steps
+        self.record: list[Message] = []  # everything the agent saw and did
+        self.visible: list[Message] = []  # what the customer saw
+        self.waiting_for: Literal["user", "agent"] | None = "user"
+        self.termination = Termination.turn_cap
+        self.agent_steps = 0
+        self.api_calls = 0
+        self.invalid_calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    @property
+    def done(self) -> bool:
+        return self.waiting_for is None
+
+    def user_prompt(self) -> list[Message]:
+        return user_sim.user_view(self.scenario, self.visible)
+
+    def agent_prompt(self) -> list[Message]:
+        return react.agent_view(self.agent_system, self.record)
+
+    def on_user(self, gen: Generation) -> None:
+        self._count(gen)
+        text = gen.text.strip()
+        if not text:
+            return self._finish(Termination.empty_output)
+        self._say(Message(role="user", content=text))
+        if user_sim.wants_to_end(text):
+            return self._finish(Termination.user_ended)
+        self.waiting_for, self.agent_steps = "agent", 0
+
+    def on_agent(self, gen: Generation) -> None:
+        self._count(gen)
+        self.agent_steps += 1
+        action = react.parse_action(gen.text)
+        self.api_calls += action.attempted_call
+        if action.speak is not None:
+            self.record.append(Message(role="assistant", content=action.text))
+            self.visible.append(Message(role="assistant", content=action.speak))
+            return self._end_agent_turn()
+        if action.call is not None:
+            observation = self.env.step(action.call)
+            self.invalid_calls += observation.startswith("ERROR")
+            self.record.append(Message(role="assistant", content=action.text, tool_calls=(action.call,)))
+        else:
+            observation = action.error
+            self.invalid_calls += action.attempted_call
+            self.record.append(Message(role="assistant", content=action.text))
+        self.record.append(Message(role="tool", content=observation))
+        if self.agent_steps >= self.max_agent_steps:
+            self._say(Message(role="assistant", content=RETRIES_EXHAUSTED))
+            self._end_agent_turn()
+
+    def to_dialogue(self, agent_model: str = "", user_model: str = "") -> Dialogue:
+        result = self.env.reward()
+        outcome = Outcome(
+            reward=result.reward,
+            success=result.success,
+            termination=self.termination,
+            turns=len(self.visible),
+            api_calls=self.api_calls,
+            invalid_calls=self.invalid_calls,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+        )
+        return Dialogue(
+            scenario=self.scenario,
+            messages=tuple(self.record),
+            outcome=outcome,
+            agent_model=agent_model,
+            user_model=user_model,
+        )
+
+    def _say(self, message: Message) -> None:
+        self.record.append(message)
+        self.visible.append(message)
+
+    def _end_agent_turn(self) -> None:
+        if len(self.visible) >= self.max_messages:
+            return self._finish(Termination.turn_cap)
+        self.waiting_for = "user"
+
+    def _finish(self, why: Termination) -> None:
+        self.termination, self.waiting_for = why, None
+
+    def _count(self, gen: Generation) -> None:
+        self.prompt_tokens += gen.prompt_tokens
+        self.completion_tokens += gen.completion_tokens
+
+
+def run_episodes(
+    episodes: list[Episode],
+    agent: ChatModel,
+    user: ChatModel,
+    agent_sampling: SamplingConfig,
+    user_sampling: SamplingConfig,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[Episode]:
+    """Play all episodes to the end; each round is one batched call per role."""
+    bar = tqdm(total=len(episodes), desc="dialogues", unit="dlg")
+    finished = 0
+    while not all(e.done for e in episodes):
+        for role, model, sampling in (("user", user, user_sampling), ("agent", agent, agent_sampling)):
+            waiting = [e for e in episodes if e.waiting_for == role]
+            if not waiting:
+                continue
+            prompts = [e.user_prompt() if role == "user" else e.agent_prompt() for e in waiting]
+            for episode, gens in zip(waiting, model.generate(prompts, sampling)):
+                (episode.on_user if role == "user" else episode.on_agent)(gens[0])
+        now = sum(e.done for e in episodes)
+        if now != finished:
+            bar.update(now - finished)
+            finished = now
+            if on_progress:
+                on_progress(finished, len(episodes))
+    bar.close()
+    return episodes

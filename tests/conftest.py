@@ -1,0 +1,35 @@
+"""Test isolation: every test session gets its own cache, Prefect home and result storage.
+
+Set before anything imports prefect, so no test reads a developer's cache or ~/.prefect.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+_root = Path(tempfile.mkdtemp(prefix="selftrain-tests-"))
+os.environ["SELFTRAIN_CACHE_DIR"] = str(_root / "cache")
+os.environ["SELFTRAIN_STATE_DIR"] = str(_root / "state")
+for _key in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH", "PREFECT_API_URL"):
+    os.environ.pop(_key, None)
+
+from core.paths import configure_prefect  # noqa: E402
+
+configure_prefect()
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def toolwoz():
+    from envs.toolwoz import load_toolwoz
+
+    return load_toolwoz()
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,41 @@
+"""The evaluation flow on a real Prefect server: metrics, saved dataset, artifacts, and caching."""
+
+import datasets
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+from core.config import EvalConfig, build_config
+from core.records import dialogues_from_dataset
+from flows.evaluate import evaluate
+
+SMALL = ["n_tasks=2", "max_messages=3", "agent_sampling.max_new_tokens=12", "user_sampling.max_new_tokens=12"]
+
+
+def _artifact_keys():
+    wanted = ["evaluation-metrics", "evaluation-summary", "evaluate-progress"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=wanted)))
+    return {a.key for a in found}
+
+
+def test_evaluate_reports_saves_and_reuses_cached_dialogues(prefect_server, tmp_path):
+    cfg = build_config(EvalConfig, "embedded", [*SMALL, f"runs_dir={tmp_path}"])
+    first = evaluate(cfg)
+
+    assert first.metrics.dialogues == 2 and "simulate_dialogues" not in first.cached
+    assert 0.0 <= first.metrics.avg_reward <= first.ceiling.reward <= 1.0
+    assert 0.9 < first.split_ceiling.reward < 1.0 and first.split_ceiling.tasks == 793
+    assert first.metrics.mean_turns >= 1 and first.metrics.completion_tokens > 0
+    saved = dialogues_from_dataset(datasets.load_from_disk(f"{first.run_dir}/dialogues"))
+    assert sorted(d.scenario.task_id for d in saved) == sorted(set(d.scenario.task_id for d in saved))
+    assert sum(d.outcome.completion_tokens for d in saved) == first.metrics.completion_tokens
+    assert "success rate" in (tmp_path / first.run_dir.split("/")[-1] / "report.md").read_text()
+    assert _artifact_keys() == {"evaluation-metrics", "evaluation-summary", "evaluate-progress"}
+
+    again = evaluate(cfg)
+    assert set(again.cached) == {"oracle_rewards", "simulate_dialogues"}
+    assert again.metrics == first.metrics and again.run_dir != first.run_dir
+
+    resampled = evaluate(build_config(EvalConfig, "embedded", [*SMALL, f"runs_dir={tmp_path}", "agent_sampling.temperature=1.0",
+                                                               "agent_sampling.seed=1"]))
+    assert "simulate_dialogues" not in resampled.cached and "oracle_rewards" in resampled.cached

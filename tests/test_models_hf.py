@@ -1,0 +1,196 @@
+"""The hf backend (and `embedded`) on a tiny random Llama built locally: no hub, no mocks.
+
+The model runs in float32 on CPU; at that precision the same prompt decodes to the same
+greedy text alone and inside a left-padded batch (positions come from the attention mask).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from bitsandbytes.nn import Linear4bit
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from core.config import ModelConfig, SamplingConfig
+from core.errors import ModelSpecError
+from core.types import Message
+from models import check_model, load_model, model_fingerprint, parse_spec
+from models.embedded import build_random_model
+
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=12)
+PROMPTS = [
+    [Message(role="user", content="hi")],
+    [
+        Message(role="system", content="You are a booking agent for restaurants, hotels and trains."),
+        Message(role="user", content="I need a cheap hotel in the north with free parking, for three nights."),
+    ],
+    [
+        Message(role="user", content="a train to london"),
+        Message(role="assistant", content="when?"),
+        Message(role="tool", content="[]"),
+    ],
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny matmuls gain nothing from 2 threads, and on a busy 2-core machine OpenMP threads
+    spinning against other processes made these tests 10-50x slower (seconds per token)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_random_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    m = load_model(ModelConfig(spec=f"hf:{model_dir}", batch_size=2))
+    yield m
+    m.close()
+
+
+def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
+    """A LoRA adapter whose B matrices are perturbed (fresh LoRA is a no-op: B starts at zero)."""
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    torch.manual_seed(seed)
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    peft_model.save_pretrained(out)
+    return out
+
+
+def texts(gens: list[list]) -> list[list[str]]:
+    return [[g.text for g in per_prompt] for per_prompt in gens]
+
+
+def test_batched_sampling_returns_n_per_prompt_with_token_counts(model, model_dir):
+    sampling = SamplingConfig(temperature=1.0, max_new_tokens=8, seed=0)
+    out = model.generate(PROMPTS, sampling, n=2)  # batch_size=2: two batches, the first left-padded
+
+    assert [len(gens) for gens in out] == [2, 2, 2]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    for prompt, gens in zip(PROMPTS, out):
+        chat = [{"role": m.role, "content": m.content} for m in prompt]
+        unpadded = len(tokenizer.apply_chat_template(chat, add_generation_prompt=True)["input_ids"])
+        for g in gens:
+            assert g.prompt_tokens == unpadded
+            assert 1 <= g.completion_tokens <= sampling.max_new_tokens
+    assert out[1][0].text != out[1][1].text  # n samples, not n copies
+
+
+def test_greedy_is_deterministic_and_batch_invariant(model):
+    batched = model.generate(PROMPTS, GREEDY, n=2)
+    alone = [model.generate([p], GREEDY)[0][0].text for p in PROMPTS]
+
+    assert all(g.text for gens in batched for g in gens)  # a non-trivial check: the text is not empty
+    assert texts(batched) == [[t, t] for t in alone]
+    assert texts(model.generate(PROMPTS, GREEDY)) == [[t] for t in alone]
+
+
+def test_seeded_sampling_is_reproducible(model):
+    def sample(seed: int) -> list[list[str]]:
+        sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=8, seed=seed)
+        return texts(model.generate(PROMPTS, sampling, n=2))
+
+    assert sample(1) == sample(1)
+    assert sample(1) != sample(2)
+
+
+def test_4bit_load_quantizes_linear_layers_and_generates(model_dir):
+    m = load_model(ModelConfig(spec=f"hf:{model_dir}", load_in_4bit=True))
+    decoder = m.model.model.layers
+    linears = [mod for mod in decoder.modules() if isinstance(mod, torch.nn.Linear)]
+
+    assert linears and all(isinstance(mod, Linear4bit) for mod in linears)
+    out = m.generate(PROMPTS, GREEDY, n=1)
+    assert all(gens[0].text and gens[0].completion_tokens > 0 for gens in out)
+    m.close()
+
+
+def test_lora_adapter_changes_output_and_fingerprint(model, model_dir, tmp_path):
+    adapter = make_adapter(model_dir, tmp_path / "adapter", seed=0)
+    cfg = ModelConfig(spec=f"hf:{model_dir}", adapter=str(adapter))
+    tuned = load_model(cfg)
+
+    assert texts(tuned.generate(PROMPTS, GREEDY)) != texts(model.generate(PROMPTS, GREEDY))
+    assert tuned.fingerprint() != model.fingerprint()
+    before = model_fingerprint(cfg)
+    make_adapter(model_dir, adapter, seed=1)  # same path, new weights
+    assert model_fingerprint(cfg) != before
+    tuned.close()
+
+
+def test_fingerprint_is_stable_and_tracks_weights(model_dir, tmp_path):
+    copy = Path(shutil.copytree(model_dir, tmp_path / "copy"))
+    cfg = ModelConfig(spec=f"hf:{copy}")
+    first = model_fingerprint(cfg)
+    assert model_fingerprint(cfg) == first
+    assert model_fingerprint(cfg.model_copy(update={"load_in_4bit": True})) != first
+
+    weights = AutoModelForCausalLM.from_pretrained(copy, dtype=torch.float32)
+    with torch.no_grad():
+        weights.lm_head.weight[0, 0] += 1.0
+    weights.save_pretrained(copy)
+    assert model_fingerprint(cfg) != first
+
+
+def test_fingerprint_of_big_files_uses_size_and_mtime_not_bytes(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    big = tmp_path / "model.safetensors"
+    with big.open("wb") as f:
+        f.truncate(65 * 2**20)  # sparse: 65 MB on paper, nothing on disk
+    cfg = ModelConfig(spec=f"hf:{tmp_path}")
+    first = model_fingerprint(cfg)
+
+    stat = big.stat()
+    os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert model_fingerprint(cfg) != first
+
+
+def test_embedded_spec_builds_its_model_once_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFTRAIN_CACHE_DIR", str(tmp_path))
+    m = load_model(ModelConfig())
+    out = m.generate(PROMPTS[:1], GREEDY)
+
+    assert out[0][0].completion_tokens > 0
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["embedded-random-v1"]  # no half-built leftovers
+    assert m.fingerprint() == model_fingerprint(ModelConfig())
+    m.close()
+
+
+def test_bad_paths_and_specs_are_model_spec_errors(tmp_path):
+    missing = tmp_path / "no" / "such" / "model"
+    for cfg in (ModelConfig(spec=f"hf:{missing}"), ModelConfig(spec=f"hf:{tmp_path}")):  # missing; not a model dir
+        with pytest.raises(ModelSpecError, match=str(tmp_path)):
+            check_model(cfg)
+        with pytest.raises(ModelSpecError, match=str(tmp_path)):
+            load_model(cfg)
+    with pytest.raises(ModelSpecError, match="adapter"):
+        check_model(ModelConfig(spec="hf:org/name", adapter=str(missing)))
+    check_model(ModelConfig(spec="hf:org/name"))  # a plausible hub id passes the offline preflight
+
+
+@pytest.mark.parametrize("spec", ["gpt:4", "hf:", "openai:", "embedded:x", "HF:org/name", ""])
+def test_unknown_specs_list_the_valid_forms(spec):
+    with pytest.raises(ModelSpecError, match="embedded.*hf:.*openai:"):
+        parse_spec(spec)
+    with pytest.raises(ModelSpecError):
+        load_model(ModelConfig(spec=spec))
+
+
+def test_valid_specs_parse():
+    assert parse_spec("embedded") == ("embedded", "")
+    assert parse_spec("hf:/models/x:v2") == ("hf", "/models/x:v2")
+    assert parse_spec("openai:gpt-4o-mini") == ("openai", "gpt-4o-mini")

@@ -1,0 +1,283 @@
+"""The openai backend against a real local HTTP server speaking the chat-completions protocol."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from core.config import ModelConfig, SamplingConfig
+from core.errors import EndpointError, ModelSpecError
+from core.types import Message, ToolCall
+from models import check_model, load_model
+from models.openai_backend import OpenAIChatModel
+
+KEY_ENV = "SELFTRAIN_TEST_API_KEY"
+SECRET = "sk-test-SENTINEL-0123456789"
+
+
+class ChatServer:
+    """Answers POST /v1/chat/completions and GET /v1/models; records what it was sent.
+
+    `statuses` scripts the first responses (e.g. [429] = one 429, then 200s). Error bodies
+    echo the Authorization header, as some real servers do, to test that we redact keys.
+    """
+
+    def __init__(self, statuses: list[int] = (), delay: float = 0.0, max_choices: int | None = None):
+        self.statuses = list(statuses)
+        self.delay = delay
+        self.max_choices = max_choices
+        self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def completion(self, body: dict) -> dict:
+        """One choice per requested n (capped by max_choices), each text naming its prompt."""
+        last = body["messages"][-1]["content"]
+        k = min(body.get("n", 1), self.max_choices or 1000)
+        prompt, completion = sum(len((m.get("content") or "").split()) for m in body["messages"]), 5 * k
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": f"reply {i} to {last}"},
+                    "finish_reason": "stop",
+                }
+                for i in range(k)
+            ],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def send_json(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    model = {"id": "tiny", "object": "model", "created": 0, "owned_by": "test"}
+                    self.send_json(200, {"object": "list", "data": [model]})
+                else:
+                    self.send_json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests.append(body)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    status = server.statuses.pop(0) if server.statuses else 200
+                try:
+                    time.sleep(server.delay)
+                    if status == 200:
+                        self.send_json(200, server.completion(body))
+                    else:
+                        auth = self.headers.get("Authorization")
+                        error = {"message": f"scripted {status}; you sent {auth}", "type": "test"}
+                        self.send_json(status, {"error": error})
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+        return Handler
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that timed out and hung up is expected here, not worth a traceback."""
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+
+
+@pytest.fixture
+def serve():
+    servers: list[ChatServer] = []
+
+    def start(**kwargs) -> ChatServer:
+        servers.append(ChatServer(**kwargs))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def model_on(url: str, **cfg) -> OpenAIChatModel:
+    """A model on `url` whose backoff waits are milliseconds, not seconds."""
+    return OpenAIChatModel(
+        ModelConfig(spec="openai:tiny", base_url=url, api_key_env=KEY_ENV, **cfg), retry_base_s=0.01, retry_cap_s=0.05
+    )
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ask(text: str) -> list[Message]:
+    return [Message(role="system", content="be brief"), Message(role="user", content=text)]
+
+
+def test_generate_returns_n_per_prompt_in_order_with_usage(serve):
+    server = serve()
+    model = load_model(ModelConfig(spec="openai:tiny", base_url=server.url, api_key_env=KEY_ENV))
+    sampling = SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=32, seed=7)
+    out = model.generate([ask("one"), ask("two words"), ask("three more words")], sampling, n=2)
+    model.close()
+
+    assert [[g.text for g in gens] for gens in out] == [
+        ["reply 0 to one", "reply 1 to one"],
+        ["reply 0 to two words", "reply 1 to two words"],
+        ["reply 0 to three more words", "reply 1 to three more words"],
+    ]
+    # The prompt is billed once per response (on the first generation); completions are split.
+    assert [[g.prompt_tokens for g in gens] for gens in out] == [[3, 0], [4, 0], [5, 0]]
+    assert all(g.completion_tokens == 5 for gens in out for g in gens)
+    sent = server.requests[0]
+    assert (sent["model"], sent["n"], sent["temperature"], sent["top_p"], sent["max_tokens"], sent["seed"]) == (
+        "tiny", 2, 0.7, 0.9, 32, 7,
+    )
+
+
+def test_server_returning_fewer_choices_is_asked_again_with_new_seeds(serve):
+    server = serve(max_choices=1)  # like Ollama, which ignores n
+    model = model_on(server.url)
+    out = model.generate([ask("hi")], SamplingConfig(temperature=1.0, seed=3), n=3)
+
+    assert len(out[0]) == 3
+    assert [r["n"] for r in server.requests] == [3, 2, 1]
+    assert [r["seed"] for r in server.requests] == [3, 4, 5]
+
+
+def test_429_is_retried(serve):
+    server = serve(statuses=[429])
+    out = model_on(server.url).generate([ask("hi")], SamplingConfig())
+
+    assert out[0][0].text == "reply 0 to hi"
+    assert len(server.requests) == 2
+
+
+def test_5xx_is_retried_until_success(serve):
+    server = serve(statuses=[500, 503])
+    out = model_on(server.url, max_retries=2).generate([ask("hi")], SamplingConfig())
+
+    assert out[0][0].text == "reply 0 to hi"
+    assert len(server.requests) == 3
+
+
+def test_5xx_gives_up_after_max_retries(serve):
+    server = serve(statuses=[500] * 10)
+    with pytest.raises(EndpointError, match="HTTP 500.*after 2 retries"):
+        model_on(server.url, max_retries=2).generate([ask("hi")], SamplingConfig())
+    assert len(server.requests) == 3
+
+
+def test_400_fails_at_once_without_leaking_the_key(serve):
+    server = serve(statuses=[400])
+    with pytest.raises(EndpointError) as err:
+        model_on(server.url).generate([ask("hi")], SamplingConfig())
+
+    assert "HTTP 400" in str(err.value) and server.url in str(err.value)
+    assert "scripted 400" in str(err.value)  # the server's own explanation is kept...
+    assert SECRET not in str(err.value)  # ...with the key it echoed redacted
+    assert len(server.requests) == 1
+
+
+def test_timeouts_are_retried_then_reported(serve):
+    server = serve(delay=0.5)
+    with pytest.raises(EndpointError, match="timed out"):
+        model_on(server.url, timeout_s=0.1, max_retries=1).generate([ask("hi")], SamplingConfig())
+    assert len(server.requests) == 2
+
+
+def test_unreachable_url_fails_fast_in_check_and_generate():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    cfg = ModelConfig(spec="openai:tiny", base_url=url, api_key_env=KEY_ENV)
+
+    start = time.monotonic()
+    with pytest.raises(EndpointError, match="cannot reach") as err:
+        check_model(cfg)
+    assert url in str(err.value) and SECRET not in str(err.value)
+
+    with pytest.raises(EndpointError, match="cannot reach") as err:
+        model_on(url, max_retries=2).generate([ask("hi")], SamplingConfig())
+    assert url in str(err.value) and SECRET not in str(err.value)
+    assert time.monotonic() - start < 5
+
+
+def test_check_model_passes_on_a_live_server(serve):
+    server = serve()
+    check_model(ModelConfig(spec="openai:tiny", base_url=server.url, api_key_env=KEY_ENV))
+
+
+def test_missing_key_without_base_url_names_the_env_var(monkeypatch):
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(EndpointError, match=KEY_ENV):
+        load_model(ModelConfig(spec="openai:gpt-4o-mini", api_key_env=KEY_ENV))
+
+
+def test_adapter_on_an_api_model_is_rejected(serve, tmp_path):
+    with pytest.raises(ModelSpecError, match="adapter"):
+        check_model(ModelConfig(spec="openai:tiny", base_url=serve().url, api_key_env=KEY_ENV, adapter=str(tmp_path)))
+
+
+def test_concurrency_is_bounded(serve):
+    server = serve(delay=0.15)
+    model = model_on(server.url, max_concurrency=3)
+    out = model.generate([ask(f"q{i}") for i in range(9)], SamplingConfig())
+
+    assert [gens[0].text for gens in out] == [f"reply 0 to q{i}" for i in range(9)]
+    assert 1 < server.max_in_flight <= 3
+
+
+def test_tool_results_without_call_id_go_as_user_messages(serve):
+    server = serve()
+    call = ToolCall(name="search_hotel", arguments={"area": "north"}, id="call_1")
+    prompt = [
+        Message(role="user", content="find a hotel"),
+        Message(role="assistant", content="APICALL search", tool_calls=(ToolCall(name="search_hotel"),)),
+        Message(role="tool", content="[]"),
+        Message(role="assistant", tool_calls=(call,)),
+        Message(role="tool", content='[{"name": "acorn"}]', tool_call_id="call_1"),
+    ]
+    model_on(server.url).generate([prompt], SamplingConfig())
+
+    sent = server.requests[0]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "tool"]
+    assert "tool_calls" not in sent[1]  # a call without an id cannot be matched to a result: text only
+    assert sent[2]["content"] == "[]"
+    assert sent[3]["tool_calls"][0]["function"] == {"name": "search_hotel", "arguments": '{"area": "north"}'}
+    assert sent[4]["tool_call_id"] == "call_1"
