@@ -1,0 +1,64 @@
+"""Bad input through the real CLI: one clear line on stderr, exit code 2, no traceback."""
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+HIDE_JOSH_TRAIN = (
+    "import importlib.metadata as m; real = m.distribution\n"
+    "def distribution(name):\n"
+    "    if name == 'josh-train': raise m.PackageNotFoundError(name)\n"
+    "    return real(name)\n"
+    "m.distribution = distribution\n"
+    "from core.cli import main; raise SystemExit(main(['evaluate']))\n"
+)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return _run("-m", "core.cli", "evaluate", *args)
+
+
+@pytest.fixture
+def bad_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("agent:\n  spec: embedded\n  n_tasks: [3\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("unknown spec", "unknown model spec 'gpt-4o'"),
+    ("unreachable url", "cannot reach http://127.0.0.1:"),
+    ("unknown key", "unknown config key 'agent.temprature'"),
+    ("malformed yaml", "malformed YAML in"),
+    ("josh-train missing", "josh-train is not installed"),
+])
+def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
+    result = {
+        "unknown spec": lambda: _cli("--set", "agent.spec=gpt-4o"),
+        "unreachable url": lambda: _cli("--set", "agent.spec=openai:m", "--set",
+                                        f"agent.base_url=http://127.0.0.1:{_closed_port()}/v1"),
+        "unknown key": lambda: _cli("--set", "agent.temprature=0.3"),
+        "malformed yaml": lambda: _cli("--preset", bad_yaml),
+        "josh-train missing": lambda: _run("-c", HIDE_JOSH_TRAIN),
+    }[case]()
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_help_lists_the_commands_and_options():
+    result = _cli("--help")
+    assert result.returncode == 0 and "--preset" in result.stdout and "--set" in result.stdout
