@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from tqdm.auto import tqdm
 
 from core.errors import DataMissingError
 from core.paths import cache_dir
@@ -166,7 +167,7 @@ def build_data() -> ToolWOZData:
         delex = json.loads(z.read("delex.json"))
     databases = {d: load_database(d) for d in DOMAINS}
     tasks = {}
-    for key, convo in raw.items():
+    for key, convo in tqdm(raw.items(), desc="building ToolWOZ tasks (first run only)", unit="dlg"):
         goal = convo["goal"]
         if any(goal[d] for d in EXCLUDED_DOMAINS):
             continue
