@@ -12,17 +12,22 @@ import sys
 from core.paths import configure_prefect
 
 EXIT_USER_ERROR = 2
+COMMANDS = {
+    "evaluate": ("evaluate an agent model against a user simulator on ToolWOZ", "embedded"),
+    "bootstrap": ("train the embedded offline model on ToolWOZ's human training dialogues", None),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selftrain", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    ev = commands.add_parser("evaluate", help="evaluate an agent model against a user simulator on ToolWOZ")
-    ev.add_argument("--preset", default="embedded", help="preset name in configs/ or a YAML path (default: embedded)")
-    ev.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config key, e.g. --set n_tasks=20 --set agent.spec=openai:gpt-4o-mini (repeatable)",
-    )
+    for name, (help_text, preset) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--preset", default=preset, help=f"preset name in configs/ or a YAML path (default: {preset})")
+        sub.add_argument(
+            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+            help="override a config key, e.g. --set n_tasks=20 --set agent.spec=openai:gpt-4o-mini (repeatable)",
+        )
     return parser
 
 
@@ -31,7 +36,7 @@ def format_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(f"  {r['metric']:<{width}}  {r['value']}" for r in rows)
 
 
-def evaluate(preset: str, overrides: list[str]) -> None:
+def evaluate(preset: str | None, overrides: list[str]) -> None:
     from core.config import EvalConfig, build_config
     from envs.toolwoz.data import package_file
     from models import check_model
@@ -50,14 +55,25 @@ def evaluate(preset: str, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
+def bootstrap(preset: str | None, overrides: list[str]) -> None:
+    from core.config import BootstrapConfig, build_config
+    from envs.toolwoz.data import package_file
+
+    cfg = build_config(BootstrapConfig, preset, overrides)
+    package_file("data/dataset.zip")
+
+    from flows.bootstrap import bootstrap as bootstrap_flow
+
+    print(f"\nembedded model: {bootstrap_flow(cfg)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
     from core.errors import UserError
 
     try:
-        if args.command == "evaluate":
-            evaluate(args.preset, args.overrides)
+        {"evaluate": evaluate, "bootstrap": bootstrap}[args.command](args.preset, args.overrides)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigError
 
@@ -47,6 +47,31 @@ class ModelConfig(StrictModel):
     max_concurrency: int = Field(8, gt=0, description="Concurrent requests (API backends).")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts, with exponential backoff.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (API backends).")
+
+
+class BootstrapConfig(StrictModel):
+    """The embedded model: a tiny Llama trained from scratch on ToolWOZ's human training dialogues."""
+
+    budget_s: float = Field(600.0, gt=0, description="Wall-clock training budget in seconds.")
+    max_dialogues: int | None = Field(None, gt=0, description="Use only the first N training dialogues (None = all).")
+    vocab_size: int = Field(4096, description="Byte-level BPE vocabulary size (a multiple of 128, for 4-bit).")
+    hidden: int = Field(256, description="Hidden size (a multiple of 128, for 4-bit).")
+    layers: int = Field(4, gt=0)
+    heads: int = Field(4, gt=0)
+    intermediate: int = Field(512, description="MLP size (a multiple of 128, for 4-bit).")
+    block_size: int = Field(1024, gt=0, description="Training window and context length in tokens.")
+    batch_size: int = Field(8, gt=0)
+    lr: float = Field(3e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the budget).")
+    warmup_steps: int = Field(30, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    seed: int = 0
+
+    @field_validator("vocab_size", "hidden", "intermediate")
+    @classmethod
+    def _multiple_of_128(cls, value: int) -> int:
+        if value <= 0 or value % 128:
+            raise ValueError(f"must be a positive multiple of 128 (bitsandbytes 4-bit on CPU needs it), got {value}")
+        return value
 
 
 class EvalConfig(StrictModel):

@@ -1,6 +1,6 @@
 """Evaluate an agent against a user simulator on a ToolWOZ slice.
 
-tasks -> oracle ceiling -> simulate (cached) -> metrics -> dataset + report
+[embedded model] -> tasks -> oracle ceiling -> simulate (cached) -> metrics -> dataset + report
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from core.config import EvalConfig
 from core.paths import new_run_dir
+from flows.bootstrap import bootstrap
 from models import model_fingerprint
 from quality.metrics import Ceiling, EvalMetrics, ceiling, evaluation_metrics
 from tasks.evaluation import (
@@ -35,6 +36,8 @@ class EvalReport(BaseModel):
 
 @flow(name="evaluate")
 def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
+    if "embedded" in (cfg.agent.spec, cfg.user.spec):
+        bootstrap()  # trains the embedded model on first use; a cache hit afterwards
     task_ids = select_tasks(cfg.split, cfg.n_tasks, cfg.seed)
     oracle = oracle_rewards(cfg.split, return_state=True)
     fingerprint = simulation_fingerprint(cfg, task_ids, model_fingerprint(cfg.agent), model_fingerprint(cfg.user))

@@ -1,19 +1,25 @@
 """The offline default model: a tiny Llama built locally, so every flow runs without a hub.
 
-Until a trained bootstrap model replaces it, its weights are random: it exercises the real
-Hugging Face code paths (chat template, batching, 4-bit, LoRA) at a size a CPU runs in ms.
+`embedded` is trained here from scratch on ToolWOZ's human training dialogues (see
+`models/pretrain.py`) on first use. `build_random_model` makes an untrained one of the same
+kind for tests: it exercises the real Hugging Face code paths in milliseconds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import tempfile
+from dataclasses import asdict
+from collections.abc import Iterable
 from pathlib import Path
 
+from core.config import BootstrapConfig
+from core.fingerprint import source_hash, stable_hash
 from core.paths import cache_dir
 
-EMBEDDED_NAME = "embedded-random-v1"
 SPECIAL_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>", "<|pad|>"]
 VOCAB_SIZE = 384  # 256 bytes + 6 special tokens + merges; a multiple of 128 so 4-bit covers lm_head dims
 
@@ -46,8 +52,11 @@ Thank you, that is all I need. Goodbye! END_CONVERSATION
 """
 
 
-def build_tokenizer(max_position_embeddings: int = 2048):
-    """Byte-level BPE (any text encodes, no unknown tokens) with role tokens and a chat template."""
+def build_tokenizer(max_position_embeddings: int = 2048, texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE):
+    """Byte-level BPE (any text encodes, no unknown tokens) with role tokens and a chat template.
+
+    Merges are learned from `texts` (default: a few in-domain lines, for the random model).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -55,12 +64,12 @@ def build_tokenizer(max_position_embeddings: int = 2048):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(MERGE_TEXT.splitlines(), trainer)
+    tok.train_from_iterator(MERGE_TEXT.splitlines() if texts is None else texts, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|end|>",
@@ -112,19 +121,28 @@ def build_random_model(
     return path
 
 
-def embedded_model_dir() -> Path:
-    """The embedded model's dir under the cache, built on first use.
+def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
+    """The trained embedded model's dir under the cache, trained on first use.
 
-    Built into a temp dir beside it and renamed into place, so a killed build never leaves
-    a half model and two concurrent first uses both end with the same complete dir.
+    Keyed on the bootstrap config and the source of everything that shapes the model, so a
+    changed recipe trains a new model and an unchanged one is reused. Trained into a temp
+    dir beside it and renamed into place: a killed build never leaves a half model.
     """
-    final = cache_dir() / "models" / EMBEDDED_NAME
+    import envs.toolwoz.data
+    import envs.toolwoz.transcripts
+    import models.pretrain
+    import tasks.react
+    import tasks.user_sim
+
+    cfg = cfg or BootstrapConfig()
+    code = source_hash(envs.toolwoz.data, envs.toolwoz.transcripts, models.pretrain, tasks.react, tasks.user_sim)
+    final = cache_dir() / "models" / f"embedded-{stable_hash(cfg, code)[:12]}"
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_NAME}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        build_random_model(tmp)
+        _bootstrap(cfg, tmp)
         os.rename(tmp, final)
     except OSError:
         if not final.is_dir():  # not a lost race with another builder: a real failure
@@ -132,3 +150,22 @@ def embedded_model_dir() -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _bootstrap(cfg: BootstrapConfig, out: Path) -> None:
+    from envs.toolwoz import load_toolwoz
+    from envs.toolwoz.transcripts import load_corpus
+    from models.pretrain import train_embedded
+
+    print(
+        f"Building the embedded model (first use only): ToolWOZ training dialogues, then "
+        f"{cfg.budget_s / 60:.0f} min of training on this machine. It is cached afterwards.",
+        file=sys.stderr,
+    )
+    data = load_toolwoz()
+    corpus = load_corpus(data, "train")[: cfg.max_dialogues]
+    report = train_embedded(corpus, data.tool_schemas, cfg, out)
+    (out / "bootstrap.json").write_text(
+        json.dumps({"config": cfg.model_dump(), "dialogues": len(corpus), **asdict(report),
+                    "tokens_per_s": report.tokens_per_s}, indent=1)
+    )

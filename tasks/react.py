@@ -53,6 +53,14 @@ def system_prompt(tool_schemas: list[dict[str, Any]], style: PromptStyle) -> str
     return _REACT_HEADER.format(end=END, ret=APIRETURN) + json.dumps(tool_schemas, indent=1)
 
 
+def format_call(call: ToolCall) -> str:
+    return f"APICALL {json.dumps({'name': call.name, 'parameters': call.arguments})} {END}"
+
+
+def format_speak(text: str) -> str:
+    return f"SPEAK {text} {END}"
+
+
 def _signature(schema: dict[str, Any]) -> str:
     fn = schema["function"]
     return f"{fn['name']}({', '.join(fn['parameters']['properties'])})"

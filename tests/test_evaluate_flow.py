@@ -1,14 +1,23 @@
 """The evaluation flow on a real Prefect server: metrics, saved dataset, artifacts, and caching."""
 
 import datasets
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from core.config import EvalConfig, build_config
 from core.records import dialogues_from_dataset
 from flows.evaluate import evaluate
+from models.embedded import build_random_model
 
 SMALL = ["n_tasks=2", "max_messages=3", "agent_sampling.max_new_tokens=12", "user_sampling.max_new_tokens=12"]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Both roles played by an untrained tiny model: the flow's behaviour, not the model's, is under test."""
+    path = build_random_model(tmp_path_factory.mktemp("model"))
+    return [*SMALL, f"agent.spec=hf:{path}", f"user.spec=hf:{path}"]
 
 
 def _artifact_keys():
@@ -18,8 +27,8 @@ def _artifact_keys():
     return {a.key for a in found}
 
 
-def test_evaluate_reports_saves_and_reuses_cached_dialogues(prefect_server, tmp_path):
-    cfg = build_config(EvalConfig, "embedded", [*SMALL, f"runs_dir={tmp_path}"])
+def test_evaluate_reports_saves_and_reuses_cached_dialogues(prefect_server, tmp_path, small):
+    cfg = build_config(EvalConfig, "embedded", [*small, f"runs_dir={tmp_path}"])
     first = evaluate(cfg)
 
     assert first.metrics.dialogues == 2 and "simulate_dialogues" not in first.cached
@@ -36,6 +45,6 @@ def test_evaluate_reports_saves_and_reuses_cached_dialogues(prefect_server, tmp_
     assert set(again.cached) == {"oracle_rewards", "simulate_dialogues"}
     assert again.metrics == first.metrics and again.run_dir != first.run_dir
 
-    resampled = evaluate(build_config(EvalConfig, "embedded", [*SMALL, f"runs_dir={tmp_path}", "agent_sampling.temperature=1.0",
+    resampled = evaluate(build_config(EvalConfig, "embedded", [*small, f"runs_dir={tmp_path}", "agent_sampling.temperature=1.0",
                                                                "agent_sampling.seed=1"]))
     assert "simulate_dialogues" not in resampled.cached and "oracle_rewards" in resampled.cached

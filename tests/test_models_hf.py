@@ -159,17 +159,6 @@ def test_fingerprint_of_big_files_uses_size_and_mtime_not_bytes(tmp_path):
     assert model_fingerprint(cfg) != first
 
 
-def test_embedded_spec_builds_its_model_once_in_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SELFTRAIN_CACHE_DIR", str(tmp_path))
-    m = load_model(ModelConfig())
-    out = m.generate(PROMPTS[:1], GREEDY)
-
-    assert out[0][0].completion_tokens > 0
-    assert [p.name for p in (tmp_path / "models").iterdir()] == ["embedded-random-v1"]  # no half-built leftovers
-    assert m.fingerprint() == model_fingerprint(ModelConfig())
-    m.close()
-
-
 def test_bad_paths_and_specs_are_model_spec_errors(tmp_path):
     missing = tmp_path / "no" / "such" / "model"
     for cfg in (ModelConfig(spec=f"hf:{missing}"), ModelConfig(spec=f"hf:{tmp_path}")):  # missing; not a model dir

@@ -29,12 +29,24 @@ def is_subset(sub: dict[str, Any], main: dict[str, Any]) -> bool:
     return all(k in cleaned and cleaned[k] == normalise(v) for k, v in sub.items() if not is_empty(v))
 
 
-def execute(data: ToolWOZData, task: ToolWOZTask, call: ToolCall) -> ToolResult:
-    """Run one tool call for `task`; returns rows (search), a booking dict, or an error string."""
+def validation_error(data: ToolWOZData, call: ToolCall) -> str | None:
+    """Why the tools would reject this call (unknown API or parameter, non-scalar value), or None."""
     if call.name not in data.api_params or not set(call.arguments) <= set(data.api_params[call.name]):
         return INVALID_PARAMS
     if any(isinstance(v, (list, dict)) for v in call.arguments.values()):
         return INVALID_VALUES
+    return None
+
+
+def same_call(a: ToolCall, b: ToolCall) -> bool:
+    """Same API and the same non-empty arguments, ignoring case and apostrophes."""
+    return a.name == b.name and is_subset(a.arguments, b.arguments) and is_subset(b.arguments, a.arguments)
+
+
+def execute(data: ToolWOZData, task: ToolWOZTask, call: ToolCall) -> ToolResult:
+    """Run one tool call for `task`; returns rows (search), a booking dict, or an error string."""
+    if error := validation_error(data, call):
+        return error
     action, domain = call.name.split("_")
     args = {k: normalise(v) for k, v in call.arguments.items()}
     if action == "search":

@@ -1,0 +1,172 @@
+"""Train the embedded model from scratch: one short file, every knob in `BootstrapConfig`.
+
+One tiny Llama plays both roles through its chat template: agent examples are the agent's
+view of a dialogue (tools in the system prompt, tool results as APIRETURN turns), user
+examples the simulator's view (goal in the system prompt, roles flipped). The loss covers
+the assistant turns only; training stops when the wall-clock budget is spent, since on a
+shared CPU the budget, not an epoch count, is what a user can plan with.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from core.config import BootstrapConfig
+from core.types import Dialogue, Message
+from tasks import react, user_sim
+
+IGNORE = -100
+
+
+@dataclass
+class TrainReport:
+    steps: int = 0
+    tokens: int = 0  # tokens processed (context + targets, no padding)
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)  # mean loss per logging interval
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def training_views(dialogue: Dialogue, tool_schemas: list[dict]) -> list[list[Message]]:
+    """The two conversations one dialogue teaches: the agent's side and the customer's side."""
+    agent = react.agent_view(react.system_prompt(tool_schemas, "compact"), list(dialogue.messages))
+    visible = [
+        Message(role="assistant", content=react.parse_action(m.content).speak) if m.role == "assistant" else m
+        for m in dialogue.messages
+        if m.role == "user" or (m.role == "assistant" and react.parse_action(m.content).speak is not None)
+    ]
+    return [agent, user_sim.user_view(dialogue.scenario, visible)]
+
+
+def encode_windows(tokenizer, messages: list[Message], block: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels (assistant tokens only), cut into windows that each start with the system prompt.
+
+    This mirrors inference, where the oldest turns after the system prompt are dropped when
+    the context is full. Messages are rendered one at a time through the chat template, which
+    concatenates them, so the ids are exactly what generation sees.
+    """
+    pieces = []
+    for m in messages:
+        ids = tokenizer.apply_chat_template([{"role": m.role, "content": m.content}], tokenize=True, return_dict=False)
+        labels = [IGNORE] + ids[1:] if m.role == "assistant" else [IGNORE] * len(ids)
+        pieces.append((ids, labels))
+    (sys_ids, sys_labels), rest = pieces[0], pieces[1:]
+    windows, ids, labels = [], list(sys_ids), list(sys_labels)
+    for piece_ids, piece_labels in rest:
+        if len(ids) + len(piece_ids) > block and len(ids) > len(sys_ids):
+            windows.append((ids, labels))
+            ids, labels = list(sys_ids), list(sys_labels)
+        ids += piece_ids
+        labels += piece_labels
+    windows.append((ids[:block], labels[:block]))
+    return [(i, l) for i, l in windows if any(x != IGNORE for x in l)]
+
+
+def build_model(cfg: BootstrapConfig, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.heads,
+        intermediate_size=cfg.intermediate,
+        max_position_embeddings=cfg.block_size,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(cfg.seed)
+    return LlamaForCausalLM(config)
+
+
+def _batches(windows, batch_size: int, rng: random.Random):
+    """Endless shuffled batches; windows of similar length go together to waste little padding."""
+    while True:
+        order = windows[:]
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size * 50):
+            chunk = sorted(order[start : start + batch_size * 50], key=lambda w: len(w[0]))
+            batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            rng.shuffle(batches)
+            yield from batches
+
+
+def _collate(batch, pad_id: int):
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id)
+    labels = torch.full((len(batch), width), IGNORE)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (i, l) in enumerate(batch):
+        ids[row, : len(i)] = torch.tensor(i)
+        labels[row, : len(l)] = torch.tensor(l)
+        mask[row, : len(i)] = 1
+    return ids, labels, mask
+
+
+def _lr(cfg: BootstrapConfig, step: int, progress: float) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) -> TrainReport:
+    rng = random.Random(cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    report, recent = TrainReport(), []
+    model.train()
+    start = time.perf_counter()
+    bar = tqdm(total=int(cfg.budget_s), desc="training embedded model", unit="s")
+    for batch in _batches(windows, cfg.batch_size, rng):
+        elapsed = time.perf_counter() - start
+        if elapsed >= cfg.budget_s:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(cfg, report.steps, elapsed / cfg.budget_s)
+        ids, labels, mask = _collate(batch, tokenizer.pad_token_id)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        report.steps += 1
+        report.tokens += int(mask.sum())
+        recent.append(loss.item())
+        if report.steps % log_every == 0:
+            report.losses.append(sum(recent) / len(recent))
+            recent = []
+            bar.set_postfix(loss=f"{report.losses[-1]:.3f}", tok_s=f"{report.tokens / elapsed:.0f}")
+        bar.update(int(time.perf_counter() - start) - bar.n)
+    if recent:
+        report.losses.append(sum(recent) / len(recent))
+    bar.close()
+    report.seconds = time.perf_counter() - start
+    model.eval()
+    return report
+
+
+def train_embedded(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: BootstrapConfig, out: Path) -> TrainReport:
+    """Tokenizer, model and training from scratch; saves a standard Hugging Face model dir at `out`."""
+    from models.embedded import build_tokenizer
+
+    views = [view for d in dialogues for view in training_views(d, tool_schemas)]
+    texts = (m.content for view in views for m in view)
+    tokenizer = build_tokenizer(cfg.block_size, texts=texts, vocab_size=cfg.vocab_size)
+    windows = [w for view in views for w in encode_windows(tokenizer, view, cfg.block_size)]
+    model = build_model(cfg, tokenizer)
+    report = train(model, tokenizer, windows, cfg)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return report

@@ -1,0 +1,78 @@
+"""Training the embedded model: windows the model really sees, a short run that learns, a loadable result."""
+
+import pytest
+
+from core.config import BootstrapConfig, ModelConfig, SamplingConfig
+from envs.toolwoz.transcripts import human_dialogues
+from models import load_model
+from models.embedded import build_tokenizer, embedded_model_dir
+from models.pretrain import IGNORE, build_model, encode_windows, train, training_views
+
+TINY = BootstrapConfig(budget_s=20, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
+                       intermediate=256, block_size=384, batch_size=8, lr=3e-3, warmup_steps=5)
+
+
+@pytest.fixture(scope="module")
+def corpus(toolwoz):
+    return human_dialogues(toolwoz, "train", limit=TINY.max_dialogues)
+
+
+@pytest.fixture(scope="module")
+def views(corpus, toolwoz):
+    return [v for d in corpus for v in training_views(d, toolwoz.tool_schemas)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(views):
+    return build_tokenizer(TINY.block_size, texts=(m.content for v in views for m in v), vocab_size=TINY.vocab_size)
+
+
+def test_two_views_per_dialogue_agent_with_tools_user_with_goal(corpus, views):
+    agent, user = views[0], views[1]
+    assert "search_restaurant(" in agent[0].content and corpus[0].scenario.instruction in user[0].content
+    assert any(m.content.startswith("APICALL") for m in agent if m.role == "assistant")
+    assert all(not m.content.startswith(("APICALL", "SPEAK")) for m in user)  # the customer sees speech only
+    assert [m.role for m in user[1:3]] == ["assistant", "user"]  # roles flipped: the simulator speaks first
+
+
+def test_windows_match_the_chat_template_and_train_on_assistant_tokens_only(views, tokenizer):
+    short = views[1][:4]
+    (ids, labels), = encode_windows(tokenizer, short, block=10_000)
+    chat = [{"role": m.role, "content": m.content} for m in short]
+    assert ids == tokenizer.apply_chat_template(chat, tokenize=True, return_dict=False)
+    trained = tokenizer.decode([t for t, l in zip(ids, labels) if l != IGNORE])
+    assert trained == tokenizer.decode(tokenizer.encode(short[1].content + "<|end|>" + short[3].content + "<|end|>"))
+
+    system = tokenizer.apply_chat_template([chat[0]], tokenize=True, return_dict=False)
+    windows = encode_windows(tokenizer, views[0], block=TINY.block_size)
+    assert len(windows) > 1
+    assert all(len(i) <= TINY.block_size and i[: len(system)] == system for i, _ in windows)
+
+
+def test_a_twenty_second_run_lowers_the_loss(views, tokenizer):
+    windows = [w for v in views for w in encode_windows(tokenizer, v, TINY.block_size)]
+    report = train(build_model(TINY, tokenizer), tokenizer, windows, TINY, log_every=5)
+    assert len(report.losses) >= 3 and report.tokens > 0
+    assert report.losses[-1] < report.losses[0] - 1.0
+
+
+def test_trained_model_is_cached_and_loads_through_hf_also_in_4bit(toolwoz):
+    cfg = TINY.model_copy(update={"budget_s": 3, "max_dialogues": 8})
+    path = embedded_model_dir(cfg)
+    assert (path / "config.json").is_file() and (path / "bootstrap.json").is_file()
+    assert embedded_model_dir(cfg) == path and len(list(path.parent.glob(".embedded-*"))) == 0
+    for four_bit in (False, True):
+        model = load_model(ModelConfig(spec=f"hf:{path}", load_in_4bit=four_bit))
+        if four_bit:
+            assert "Linear4bit" in {type(m).__name__ for m in model.model.modules()}
+        (gen,), = model.generate([views_prompt(toolwoz)], SamplingConfig(max_new_tokens=8))
+        assert gen.completion_tokens > 0
+        model.close()
+
+
+def views_prompt(toolwoz):
+    from core.types import Message
+    from tasks.react import system_prompt
+
+    return [Message(role="system", content=system_prompt(toolwoz.tool_schemas, "compact")),
+            Message(role="user", content="I need a train to cambridge on monday.")]
