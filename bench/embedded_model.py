@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="model dir (default: the embedded model, trained if missing)")
     parser.add_argument("--turns", type=int, default=200, help="call turns and speak turns sampled from validation")
     parser.add_argument("--dialogues", type=int, default=20, help="simulated dialogues for the user-side figure")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     args = parser.parse_args()
 
     model_dir = args.model or embedded_model_dir()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
 
@@ -53,6 +53,7 @@ class BootstrapConfig(StrictModel):
     """The embedded model: a tiny Llama trained from scratch on ToolWOZ's human training dialogues."""
 
     budget_s: float = Field(600.0, gt=0, description="Wall-clock training budget in seconds.")
+    max_steps: int | None = Field(None, gt=0, description="Also stop after this many optimizer steps (None = budget only).")
     max_dialogues: int | None = Field(None, gt=0, description="Use only the first N training dialogues (None = all).")
     vocab_size: int = Field(4096, description="Byte-level BPE vocabulary size (a multiple of 128, for 4-bit).")
     hidden: int = Field(256, description="Hidden size (a multiple of 128, for 4-bit).")
@@ -65,6 +66,12 @@ class BootstrapConfig(StrictModel):
     warmup_steps: int = Field(30, ge=0)
     weight_decay: float = Field(0.1, ge=0)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "BootstrapConfig":
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        return self
 
     @field_validator("vocab_size", "hidden", "intermediate")
     @classmethod
@@ -87,7 +94,9 @@ class EvalConfig(StrictModel):
     split: Literal["train", "val", "test"] = "val"
     n_tasks: int = Field(10, gt=0, description="How many tasks of the split to evaluate.")
     seed: int = Field(0, description="Which tasks: a seeded sample of the split.")
-    max_messages: int = Field(15, gt=0, description="Cap on visible user+agent messages per dialogue.")
+    max_messages: int = Field(
+        15, gt=0, description="No user turn once this many messages are visible; the agent still answers the last one (as in JOSH)."
+    )
     max_agent_steps: int = Field(3, gt=0, description="Agent generations per turn before retries are exhausted.")
     runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
     run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
-from types import ModuleType
+from pathlib import Path
 from typing import Any
+
+from core.paths import PROJECT_ROOT
 
 
 def stable_hash(*parts: Any) -> str:
@@ -15,6 +16,23 @@ def stable_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(dumped, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def source_hash(*modules: ModuleType) -> str:
-    """Hash of the modules' source: a cached result is stale when the logic that made it changed."""
-    return stable_hash([inspect.getsource(m) for m in modules])
+def code_hash(*paths: str) -> str:
+    """Hash of the project source files (or whole packages) a result depends on.
+
+    Read from disk, not imported, so hashing costs no import of torch or transformers. A
+    cached result is stale when any of these files changed, comments included: cheap to
+    recompute beats silently reusing output of old logic.
+    """
+    files = []
+    for rel in paths:
+        path = PROJECT_ROOT / rel
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return stable_hash([(str(f.relative_to(PROJECT_ROOT)), f.read_text()) for f in files])
+
+
+# What each cached artefact is made by; one list per artefact, kept here so they stay in sync.
+ENV_CODE = ("envs/toolwoz",)
+FORMAT_CODE = ("tasks/react.py", "tasks/user_sim.py")
+CORPUS_CODE = (*ENV_CODE, *FORMAT_CODE)
+EMBEDDED_MODEL_CODE = (*CORPUS_CODE, "models/pretrain.py", "models/embedded.py")
+SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/evaluation.py", "models", "core/types.py")

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from core.config import BootstrapConfig
-from core.fingerprint import source_hash, stable_hash
+from core.fingerprint import EMBEDDED_MODEL_CODE, code_hash, stable_hash
 from core.paths import cache_dir
 
 SPECIAL_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>", "<|pad|>"]
@@ -128,21 +128,18 @@ def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
     changed recipe trains a new model and an unchanged one is reused. Trained into a temp
     dir beside it and renamed into place: a killed build never leaves a half model.
     """
-    import envs.toolwoz.data
-    import envs.toolwoz.transcripts
-    import models.pretrain
-    import tasks.react
-    import tasks.user_sim
+    from envs.toolwoz.data import data_version
 
     cfg = cfg or BootstrapConfig()
-    code = source_hash(envs.toolwoz.data, envs.toolwoz.transcripts, models.pretrain, tasks.react, tasks.user_sim)
-    final = cache_dir() / "models" / f"embedded-{stable_hash(cfg, code)[:12]}"
+    key = stable_hash(cfg, data_version(), code_hash(*EMBEDDED_MODEL_CODE))[:12]
+    final = cache_dir() / "models" / f"embedded-{key}"
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
         _bootstrap(cfg, tmp)
+        os.chmod(tmp, 0o755)
         os.rename(tmp, final)
     except OSError:
         if not final.is_dir():  # not a lost race with another builder: a real failure
@@ -154,7 +151,7 @@ def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
 
 def _bootstrap(cfg: BootstrapConfig, out: Path) -> None:
     from envs.toolwoz import load_toolwoz
-    from envs.toolwoz.transcripts import load_corpus
+    from envs.toolwoz.transcripts import human_dialogues, load_corpus
     from models.pretrain import train_embedded
 
     print(
@@ -163,7 +160,7 @@ def _bootstrap(cfg: BootstrapConfig, out: Path) -> None:
         file=sys.stderr,
     )
     data = load_toolwoz()
-    corpus = load_corpus(data, "train")[: cfg.max_dialogues]
+    corpus = human_dialogues(data, "train", cfg.max_dialogues) if cfg.max_dialogues else load_corpus(data, "train")
     report = train_embedded(corpus, data.tool_schemas, cfg, out)
     (out / "bootstrap.json").write_text(
         json.dumps({"config": cfg.model_dump(), "dialogues": len(corpus), **asdict(report),

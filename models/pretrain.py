@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from core.config import BootstrapConfig
+from core.errors import ConfigError
 from core.types import Dialogue, Message
 from tasks import react, user_sim
 
@@ -51,25 +52,37 @@ def training_views(dialogue: Dialogue, tool_schemas: list[dict]) -> list[list[Me
 def encode_windows(tokenizer, messages: list[Message], block: int) -> list[tuple[list[int], list[int]]]:
     """Token ids and labels (assistant tokens only), cut into windows that each start with the system prompt.
 
-    This mirrors inference, where the oldest turns after the system prompt are dropped when
-    the context is full. Messages are rendered one at a time through the chat template, which
-    concatenates them, so the ids are exactly what generation sees.
+    Like inference, which drops the oldest turns after the system prompt when the context is
+    full, a new window carries the latest turns of the previous one (up to half a window) as
+    context, without training on them twice. Messages are rendered one at a time through the
+    chat template, which concatenates them, so the ids are exactly what generation sees.
     """
     pieces = []
     for m in messages:
         ids = tokenizer.apply_chat_template([{"role": m.role, "content": m.content}], tokenize=True, return_dict=False)
         labels = [IGNORE] + ids[1:] if m.role == "assistant" else [IGNORE] * len(ids)
         pieces.append((ids, labels))
-    (sys_ids, sys_labels), rest = pieces[0], pieces[1:]
-    windows, ids, labels = [], list(sys_ids), list(sys_labels)
-    for piece_ids, piece_labels in rest:
-        if len(ids) + len(piece_ids) > block and len(ids) > len(sys_ids):
-            windows.append((ids, labels))
-            ids, labels = list(sys_ids), list(sys_labels)
-        ids += piece_ids
-        labels += piece_labels
-    windows.append((ids[:block], labels[:block]))
-    return [(i, l) for i, l in windows if any(x != IGNORE for x in l)]
+    system, rest = pieces[0], pieces[1:]
+    windows, current = [], []
+    for piece in rest:
+        if current and len(system[0]) + sum(len(i) for i, _ in current) + len(piece[0]) > block:
+            windows.append([system, *current])
+            room, carried = block // 2 - len(system[0]), []
+            for ids, _ in reversed(current):
+                room -= len(ids)
+                if room < 0:
+                    break
+                carried.insert(0, (ids, [IGNORE] * len(ids)))
+            current = carried
+        current.append(piece)
+    windows.append([system, *current])
+    out = []
+    for window in windows:
+        ids = [t for i, _ in window for t in i][:block]  # a single turn longer than the window keeps its start
+        labels = [t for _, l in window for t in l][:block]
+        if any(x != IGNORE for x in labels):
+            out.append((ids, labels))
+    return out
 
 
 def build_model(cfg: BootstrapConfig, tokenizer):
@@ -131,7 +144,7 @@ def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) 
     bar = tqdm(total=int(cfg.budget_s), desc="training embedded model", unit="s")
     for batch in _batches(windows, cfg.batch_size, rng):
         elapsed = time.perf_counter() - start
-        if elapsed >= cfg.budget_s:
+        if elapsed >= cfg.budget_s or report.steps == cfg.max_steps:
             break
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, report.steps, elapsed / cfg.budget_s)
@@ -165,6 +178,8 @@ def train_embedded(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: Boo
     texts = (m.content for view in views for m in view)
     tokenizer = build_tokenizer(cfg.block_size, texts=texts, vocab_size=cfg.vocab_size)
     windows = [w for view in views for w in encode_windows(tokenizer, view, cfg.block_size)]
+    if not windows:
+        raise ConfigError(f"block_size={cfg.block_size} leaves no room for a turn after the system prompts")
     model = build_model(cfg, tokenizer)
     report = train(model, tokenizer, windows, cfg)
     model.save_pretrained(out)

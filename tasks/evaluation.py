@@ -21,15 +21,13 @@ from prefect.artifacts import (
 
 from core import records
 from core.config import EvalConfig
-from core.fingerprint import source_hash, stable_hash
+from core.fingerprint import ENV_CODE, SIMULATION_CODE, code_hash, stable_hash
 from core.types import Dialogue, Scenario
-from envs.toolwoz import ToolWOZEnv, data as toolwoz_data, load_toolwoz, oracle_reward, reward, tools
+from envs.toolwoz import ToolWOZEnv, data as toolwoz_data, load_toolwoz, oracle_reward
 from models import load_model
 from quality.metrics import Ceiling, EvalMetrics
 from tasks import react, rollout, user_sim
 
-ENV_CODE = (toolwoz_data, tools, reward)
-ROLLOUT_CODE = (*ENV_CODE, rollout, react, user_sim)
 
 
 @task
@@ -39,7 +37,7 @@ def select_tasks(split: str, n: int, seed: int) -> list[str]:
     return sorted(random.Random(seed).sample(ids, min(n, len(ids))))
 
 
-@task(cache_key_fn=lambda _, p: stable_hash("oracle", p["split"], source_hash(*ENV_CODE)))
+@task(cache_key_fn=lambda _, p: stable_hash("oracle", p["split"], toolwoz_data.data_version(), code_hash(*ENV_CODE)))
 def oracle_rewards(split: str) -> dict[str, float]:
     """Replay every task's ground-truth calls: the per-task reward ceiling of the split."""
     data = load_toolwoz()
@@ -48,7 +46,9 @@ def oracle_rewards(split: str) -> dict[str, float]:
 
 def simulation_fingerprint(cfg: EvalConfig, task_ids: list[str], agent_fp: str, user_fp: str) -> str:
     settings = cfg.model_dump(include={"agent_sampling", "user_sampling", "agent_prompt", "max_messages", "max_agent_steps"})
-    return stable_hash("simulate", agent_fp, user_fp, settings, task_ids, source_hash(*ROLLOUT_CODE))
+    return stable_hash(
+        "simulate", agent_fp, user_fp, settings, task_ids, toolwoz_data.data_version(), code_hash(*SIMULATION_CODE)
+    )
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"])

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from core.config import SamplingConfig
 from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
+from envs.toolwoz.tools import is_error
 from models.base import ChatModel, Generation
 from tasks import react, user_sim
 
@@ -76,7 +77,7 @@ class Episode:
             return self._end_agent_turn()
         if action.call is not None:
             observation = self.env.step(action.call)
-            self.invalid_calls += observation.startswith("ERROR")
+            self.invalid_calls += is_error(observation)
             self.record.append(Message(role="assistant", content=action.text, tool_calls=(action.call,)))
         else:
             observation = action.error

@@ -8,7 +8,7 @@ from models import load_model
 from models.embedded import build_tokenizer, embedded_model_dir
 from models.pretrain import IGNORE, build_model, encode_windows, train, training_views
 
-TINY = BootstrapConfig(budget_s=20, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
+TINY = BootstrapConfig(budget_s=60, max_steps=40, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
                        intermediate=256, block_size=384, batch_size=8, lr=3e-3, warmup_steps=5)
 
 
@@ -43,23 +43,38 @@ def test_windows_match_the_chat_template_and_train_on_assistant_tokens_only(view
     trained = tokenizer.decode([t for t, l in zip(ids, labels) if l != IGNORE])
     assert trained == tokenizer.decode(tokenizer.encode(short[1].content + "<|end|>" + short[3].content + "<|end|>"))
 
-    system = tokenizer.apply_chat_template([chat[0]], tokenize=True, return_dict=False)
-    windows = encode_windows(tokenizer, views[0], block=TINY.block_size)
+    agent = views[0]
+    system = tokenizer.apply_chat_template([{"role": "system", "content": agent[0].content}], tokenize=True,
+                                           return_dict=False)
+    windows = encode_windows(tokenizer, agent, block=TINY.block_size)
     assert len(windows) > 1
     assert all(len(i) <= TINY.block_size and i[: len(system)] == system for i, _ in windows)
+    trained = sum(sum(x != IGNORE for x in labels) for _, labels in windows)
+    (whole_ids, whole_labels), = encode_windows(tokenizer, agent, block=10**6)
+    assert trained == sum(x != IGNORE for x in whole_labels)  # carried context is not trained twice
+    assert all(len(i) > len(system) + 10 for i, _ in windows[1:])  # later windows keep recent turns as context
 
 
-def test_a_twenty_second_run_lowers_the_loss(views, tokenizer):
+def test_too_small_a_window_is_a_config_error(corpus, toolwoz):
+    from core.errors import ConfigError
+    from models.pretrain import train_embedded
+
+    with pytest.raises(ConfigError, match="block_size=128"):
+        train_embedded(corpus[:2], toolwoz.tool_schemas, TINY.model_copy(update={"block_size": 128}), None)
+
+
+def test_a_short_run_lowers_the_loss(views, tokenizer):  # 40 steps: ~20 s here
     windows = [w for v in views for w in encode_windows(tokenizer, v, TINY.block_size)]
     report = train(build_model(TINY, tokenizer), tokenizer, windows, TINY, log_every=5)
-    assert len(report.losses) >= 3 and report.tokens > 0
+    assert report.steps == TINY.max_steps and len(report.losses) >= 3 and report.tokens > 0
     assert report.losses[-1] < report.losses[0] - 1.0
 
 
-def test_trained_model_is_cached_and_loads_through_hf_also_in_4bit(toolwoz):
-    cfg = TINY.model_copy(update={"budget_s": 3, "max_dialogues": 8})
+def test_trained_model_is_cached_and_loads_through_hf_also_in_4bit(toolwoz, monkeypatch):
+    cfg = TINY.model_copy(update={"max_steps": 3, "max_dialogues": 8})
     path = embedded_model_dir(cfg)
     assert (path / "config.json").is_file() and (path / "bootstrap.json").is_file()
+    monkeypatch.setattr("models.embedded._bootstrap", lambda *a: pytest.fail("trained again instead of reusing"))
     assert embedded_model_dir(cfg) == path and len(list(path.parent.glob(".embedded-*"))) == 0
     for four_bit in (False, True):
         model = load_model(ModelConfig(spec=f"hf:{path}", load_in_4bit=four_bit))

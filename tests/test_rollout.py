@@ -23,7 +23,7 @@ class Scripted(ChatModel):
 
     def generate(self, prompts, sampling, n=1):
         self.batches.append(len(prompts))
-        return [[Generation(self.script(p), prompt_tokens=10, completion_tokens=5)] for _ in range(n) for p in prompts]
+        return [[Generation(self.script(p), prompt_tokens=10, completion_tokens=5) for _ in range(n)] for p in prompts]
 
     def fingerprint(self):
         return "scripted"

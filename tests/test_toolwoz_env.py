@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from core.types import ToolCall
 from envs.toolwoz import ToolWOZEnv, load_toolwoz, oracle_reward
 from envs.toolwoz.data import _cache_path, is_empty, query
@@ -24,8 +26,9 @@ def test_tasks_exclude_taxi_police_hospital_and_have_readable_goals(toolwoz):
         assert "<span" not in task.instruction and task.instruction
 
 
-def test_second_load_reads_the_cache(toolwoz):
+def test_second_load_reads_the_cache(toolwoz, monkeypatch):
     assert _cache_path().is_file()
+    monkeypatch.setattr("envs.toolwoz.data.build_data", lambda: pytest.fail("rebuilt instead of reading the cache"))
     load_toolwoz.cache_clear()
     try:
         assert load_toolwoz() == toolwoz

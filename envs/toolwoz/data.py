@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 from core.errors import DataMissingError
-from core.paths import cache_dir
+from core.paths import cache_dir, write_atomically
 from core.types import ToolCall
 
 DISTRIBUTION = "josh-train"
@@ -201,10 +201,14 @@ def _splits(tasks: dict[str, ToolWOZTask]) -> dict[str, list[str]]:
     return {"train": train, "val": val, "test": full_test[:TEST_SIZE], "full_test": full_test}
 
 
-def _cache_path() -> Path:
+def data_version() -> str:
+    """Which data the tasks come from: part of every cache key built on them."""
     package_file("data/dataset.zip")  # fails clearly when josh-train is missing
-    version = importlib.metadata.version(DISTRIBUTION)
-    return cache_dir() / "toolwoz" / f"toolwoz-{version}-v{BUILD_VERSION}.json"
+    return f"{importlib.metadata.version(DISTRIBUTION)}-v{BUILD_VERSION}"
+
+
+def _cache_path() -> Path:
+    return cache_dir() / "toolwoz" / f"toolwoz-{data_version()}.json"
 
 
 @cache
@@ -214,8 +218,5 @@ def load_toolwoz() -> ToolWOZData:
     if path.is_file():
         return ToolWOZData.model_validate_json(path.read_bytes())
     data = build_data()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(data.model_dump_json())
-    tmp.replace(path)
+    write_atomically(path, data.model_dump_json())
     return data

@@ -17,6 +17,12 @@ INVALID_PARAMS = "ERROR: INVALID API CALL! YOUR REQUEST CONTAINED PARAMETERS THA
 INVALID_VALUES = "ERROR: INVALID API CALL! LISTS AND DICTS ARE NOT ALLOWED AS VALUES!"
 
 ToolResult = list[dict[str, Any]] | dict[str, Any] | str
+ERROR_PREFIX = "ERROR:"
+
+
+def is_error(result: ToolResult | str) -> bool:
+    """Rejected calls come back as `ERROR: ...` strings (also once rendered as the agent's observation)."""
+    return isinstance(result, str) and result.startswith(ERROR_PREFIX)
 
 
 def normalise(value: Any) -> Any:

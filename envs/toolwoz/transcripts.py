@@ -12,12 +12,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.fingerprint import source_hash
-from core.paths import cache_dir
-from core.records import read_jsonl, write_jsonl
+from core.fingerprint import CORPUS_CODE, code_hash, stable_hash
+from core.paths import cache_dir, write_atomically
+from core.records import read_jsonl
 from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
-from envs.toolwoz.data import DOMAINS, Split, ToolWOZData, ToolWOZTask, is_empty, read_dataset, unique_id_key
+from envs.toolwoz.data import (
+    DOMAINS,
+    Split,
+    ToolWOZData,
+    ToolWOZTask,
+    data_version,
+    is_empty,
+    read_dataset,
+    unique_id_key,
+)
 from envs.toolwoz.env import ToolWOZEnv
+from envs.toolwoz.tools import is_error
 from tasks.react import format_call, format_speak
 from tasks.user_sim import END_MARKER
 
@@ -54,7 +64,7 @@ def transcript(data: ToolWOZData, task: ToolWOZTask, log: list[dict[str, Any]]) 
         termination=Termination.user_ended,
         turns=sum(m.role == "user" or m.content.startswith("SPEAK") for m in record),
         api_calls=len(env.records),
-        invalid_calls=sum(isinstance(r.result, str) for r in env.records),
+        invalid_calls=sum(is_error(r.result) for r in env.records),
     )
     scenario = Scenario(domain="toolwoz", task_id=task.id, instruction=task.instruction)
     return Dialogue(scenario=scenario, messages=tuple(record), outcome=outcome, agent_model=HUMAN, user_model=HUMAN)
@@ -86,15 +96,11 @@ def _constraints(slots: dict[str, Any], params: list[str]) -> dict[str, str]:
 
 
 def load_corpus(data: ToolWOZData, split: Split = "train") -> list[Dialogue]:
-    """`human_dialogues` for a whole split, built once and cached as JSONL (keyed on this code)."""
-    import envs.toolwoz.data as data_module
-    import envs.toolwoz.transcripts as this
-    import tasks.react as react_module
-
-    key = source_hash(data_module, this, react_module)[:12]
+    """`human_dialogues` for a whole split, built once and cached as JSONL (keyed on data and code)."""
+    key = stable_hash(data_version(), code_hash(*CORPUS_CODE))[:12]
     path = cache_dir() / "toolwoz" / f"transcripts-{split}-{key}.jsonl"
     if path.is_file():
         return read_jsonl(path)
     dialogues = human_dialogues(data, split)
-    write_jsonl(dialogues, path.with_suffix(".tmp")).replace(path)
+    write_atomically(path, "".join(d.model_dump_json() + "\n" for d in dialogues))
     return dialogues
