@@ -47,10 +47,11 @@ def evaluate(preset: str | None, overrides: list[str]) -> None:
         check_model(model)
 
     from flows.evaluate import evaluate as evaluate_flow
+    from tasks.evaluation import metrics_table
 
     report = evaluate_flow(cfg)
     print(f"\nToolWOZ {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}")
-    print(format_table(report.table))
+    print(format_table(metrics_table(report)))
     print(f"  cached stages: {', '.join(report.cached) or 'none'}")
     print(f"  run folder: {report.run_dir}")
 

@@ -158,8 +158,9 @@ def _describe(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
         key = ".".join(str(x) for x in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown config key {key!r}")
         else:
-            parts.append(f"{key}: {err['msg']}")
+            parts.append(f"{key}: {message}" if key else message)
     return "; ".join(parts)

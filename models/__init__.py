@@ -52,7 +52,7 @@ def model_fingerprint(cfg: ModelConfig) -> str:
 
     Local model and adapter dirs are hashed by content; a hub id is hashed by name only
     (its files are not fetched just to decide whether a cache entry is still valid). The
-    embedded model is built first if it is not in the cache yet (once, about a second).
+    embedded model is trained first if it is not in the cache yet (once; ~10 minutes).
     """
     kind, target = parse_spec(cfg.spec)
     parts: dict[str, str | bool | None] = {

@@ -67,9 +67,11 @@ class HFChatModel(ChatModel):
     ) -> list[list[Generation]]:
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
+        # batch_size counts sequences: n samples of a prompt are generated side by side
+        per_batch = max(1, self.cfg.batch_size // n) if sampling.temperature > 0 else self.cfg.batch_size
         out: list[list[Generation]] = []
-        for start in range(0, len(prompts), self.cfg.batch_size):
-            out += self._generate_batch(prompts[start : start + self.cfg.batch_size], sampling, n)
+        for start in range(0, len(prompts), per_batch):
+            out += self._generate_batch(prompts[start : start + per_batch], sampling, n)
         return out
 
     @torch.inference_mode()

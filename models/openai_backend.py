@@ -50,20 +50,24 @@ def make_client(cfg: ModelConfig, timeout: float | None = None) -> OpenAI:
 
 
 def check_endpoint(cfg: ModelConfig) -> None:
-    """One quick GET /models: fails in seconds on a wrong URL or a rejected key.
+    """One quick GET /models: fails in seconds on a wrong URL, a rejected key or a model the server lacks.
 
     Other error statuses pass: the server answered, and some servers have no /models.
     """
     client = make_client(cfg, timeout=min(cfg.timeout_s, CHECK_TIMEOUT_S))
     url = str(client.base_url).rstrip("/")
+    _, model = parse_spec(cfg.spec)
     try:
-        client.models.list()
+        served = [m.id for m in client.models.list()]
+        if served and model not in served:
+            listed = ", ".join(sorted(served)[:20])
+            raise EndpointError(f"{url} does not serve model {model!r} (it serves: {listed})")
     except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
         raise EndpointError(f"{url} rejected the API key in ${cfg.api_key_env} (HTTP {e.status_code})") from None
     except openai.APIStatusError:
         pass
     except openai.APIConnectionError as e:
-        raise EndpointError(f"cannot reach {url} ({_reason(e)})") from None
+        raise EndpointError(f"cannot reach {url} ({redact(_reason(e), client.api_key)})") from None
     finally:
         client.close()
 
@@ -163,8 +167,7 @@ class OpenAIChatModel(ChatModel):
         return max(backoff, min(retry_after, self.retry_cap_s))
 
     def _redact(self, text: str) -> str:
-        key = self.client.api_key
-        return text.replace(key, "***") if key and key != PLACEHOLDER_KEY else text
+        return redact(text, self.client.api_key)
 
     def fingerprint(self) -> str:
         return model_fingerprint(self.cfg)
@@ -201,6 +204,11 @@ def _retry_after(e: openai.APIStatusError) -> float:
         return float(e.response.headers.get("retry-after", 0))
     except ValueError:  # an HTTP date: fall back to our own backoff
         return 0.0
+
+
+def redact(text: str, key: str | None) -> str:
+    """The text with the API key blanked out, for messages that may reach logs."""
+    return text.replace(key, "***") if key and key != PLACEHOLDER_KEY else text
 
 
 def _detail(e: openai.APIStatusError) -> str:

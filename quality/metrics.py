@@ -30,6 +30,19 @@ class EvalMetrics(BaseModel):
     terminations: dict[str, int]
 
 
+class EvalReport(BaseModel):
+    """What one evaluation run found, with what it was run on; saved as the run's metrics.json."""
+
+    metrics: EvalMetrics
+    ceiling: Ceiling  # on the evaluated tasks
+    split_ceiling: Ceiling
+    task_ids: list[str]
+    agent_fingerprint: str  # which weights: `embedded` names a different model after a retrain
+    user_fingerprint: str
+    run_dir: str
+    cached: list[str] = []  # stages whose stored result was reused
+
+
 def evaluation_metrics(dialogues: list[Dialogue]) -> EvalMetrics:
     outcomes = [d.outcome for d in dialogues]
     calls = sum(o.api_calls for o in outcomes)

@@ -7,7 +7,6 @@ rerun with the same inputs reads the stored result and a changed input recompute
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from core.fingerprint import ENV_CODE, SIMULATION_CODE, code_hash, stable_hash
 from core.types import Dialogue, Scenario
 from envs.toolwoz import ToolWOZEnv, data as toolwoz_data, load_toolwoz, oracle_reward
 from models import load_model
-from quality.metrics import Ceiling, EvalMetrics
+from quality.metrics import EvalReport
 from tasks import react, rollout, user_sim
 
 
@@ -72,12 +71,15 @@ def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -
         update_progress_artifact(progress, 100.0 * done / total)
 
     agent = load_model(cfg.agent)
-    user = agent if cfg.user == cfg.agent else load_model(cfg.user)
     try:
-        rollout.run_episodes(episodes, agent, user, cfg.agent_sampling, cfg.user_sampling, on_progress=report)
+        user = agent if cfg.user == cfg.agent else load_model(cfg.user)
+        try:
+            rollout.run_episodes(episodes, agent, user, cfg.agent_sampling, cfg.user_sampling, on_progress=report)
+        finally:
+            if user is not agent:
+                user.close()
     finally:
-        for model in {id(agent): agent, id(user): user}.values():
-            model.close()
+        agent.close()
     return [e.to_dialogue(cfg.agent.spec, cfg.user.spec) for e in episodes]
 
 
@@ -91,30 +93,35 @@ def save_dialogues(dialogues: list[Dialogue], run_dir: Path) -> Path:
     return path
 
 
-def metrics_table(metrics: EvalMetrics, slice_ceiling: Ceiling, split_ceiling: Ceiling) -> list[dict[str, str]]:
+def metrics_table(report: EvalReport) -> list[dict[str, str]]:
+    """The report as display rows: the CLI table, the Prefect table artifact, report.md."""
+
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f}%"
 
+    m, here, split = report.metrics, report.ceiling, report.split_ceiling
     return [
-        {"metric": "dialogues", "value": str(metrics.dialogues)},
-        {"metric": "success rate", "value": pct(metrics.success_rate)},
-        {"metric": "average reward", "value": f"{metrics.avg_reward:.3f}"},
-        {"metric": "valid call rate", "value": f"{pct(metrics.valid_call_rate)} of {metrics.api_calls} calls"},
-        {"metric": "mean turns", "value": f"{metrics.mean_turns:.1f}"},
-        {"metric": "oracle ceiling (these tasks)", "value": f"{pct(slice_ceiling.success_rate)} success, {slice_ceiling.reward:.3f} reward"},
-        {"metric": "oracle ceiling (whole split)", "value": f"{pct(split_ceiling.success_rate)} success, {split_ceiling.reward:.3f} reward over {split_ceiling.tasks} tasks"},
-        {"metric": "tokens (prompt / completion)", "value": f"{metrics.prompt_tokens} / {metrics.completion_tokens}"},
-        {"metric": "terminations", "value": ", ".join(f"{k}: {v}" for k, v in sorted(metrics.terminations.items()))},
+        {"metric": "dialogues", "value": str(m.dialogues)},
+        {"metric": "success rate", "value": pct(m.success_rate)},
+        {"metric": "average reward", "value": f"{m.avg_reward:.3f}"},
+        {"metric": "valid call rate", "value": f"{pct(m.valid_call_rate)} of {m.api_calls} calls"},
+        {"metric": "mean turns", "value": f"{m.mean_turns:.1f}"},
+        {"metric": "oracle ceiling (these tasks)", "value": f"{pct(here.success_rate)} success, {here.reward:.3f} reward"},
+        {"metric": "oracle ceiling (whole split)",
+         "value": f"{pct(split.success_rate)} success, {split.reward:.3f} reward over {split.tasks} tasks"},
+        {"metric": "tokens (prompt / completion)", "value": f"{m.prompt_tokens} / {m.completion_tokens}"},
+        {"metric": "terminations", "value": ", ".join(f"{k}: {v}" for k, v in sorted(m.terminations.items()))},
     ]
 
 
 @task
-def publish_report(table: list[dict[str, str]], cfg: EvalConfig, run_dir: Path) -> Path:
-    """Table + markdown artifacts in the Prefect UI, and the same report in the run folder."""
+def publish_report(report: EvalReport, cfg: EvalConfig) -> Path:
+    """Table + markdown artifacts in the Prefect UI; report.md, metrics.json, config.json in the run folder."""
+    table = metrics_table(report)
     create_table_artifact(table, key="evaluation-metrics", description=f"{cfg.agent.spec} on ToolWOZ {cfg.split}")
     lines = [
         f"# Evaluation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`",
-        f"ToolWOZ `{cfg.split}`, {cfg.n_tasks} tasks (seed {cfg.seed}); run folder `{run_dir}`.",
+        f"ToolWOZ `{cfg.split}`, {len(report.task_ids)} tasks (seed {cfg.seed}); run folder `{report.run_dir}`.",
         "",
         "| metric | value |",
         "|---|---|",
@@ -122,7 +129,8 @@ def publish_report(table: list[dict[str, str]], cfg: EvalConfig, run_dir: Path) 
     ]
     markdown = "\n".join(lines) + "\n"
     create_markdown_artifact(markdown, key="evaluation-summary", description="Evaluation summary")
+    run_dir = Path(report.run_dir)
     (run_dir / "report.md").write_text(markdown)
-    (run_dir / "metrics.json").write_text(json.dumps(table, indent=1))
+    (run_dir / "metrics.json").write_text(report.model_dump_json(indent=1))
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
     return run_dir / "report.md"

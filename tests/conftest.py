@@ -3,11 +3,14 @@
 Set before anything imports prefect, so no test reads a developer's cache or ~/.prefect.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 _root = Path(tempfile.mkdtemp(prefix="selftrain-tests-"))
+atexit.register(shutil.rmtree, _root, ignore_errors=True)
 os.environ["SELFTRAIN_CACHE_DIR"] = str(_root / "cache")
 os.environ["SELFTRAIN_STATE_DIR"] = str(_root / "state")
 for _key in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH", "PREFECT_API_URL"):

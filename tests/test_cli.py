@@ -43,6 +43,8 @@ def bad_yaml(tmp_path):
     ("unknown key", "unknown config key 'agent.temprature'"),
     ("malformed yaml", "malformed YAML in"),
     ("josh-train missing", "josh-train is not installed"),
+    ("bootstrap key", "unknown config key 'budjet_s'"),
+    ("bootstrap shape", "hidden (256) must be divisible by heads (3)"),
 ])
 def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
     result = {
@@ -52,6 +54,8 @@ def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
         "unknown key": lambda: _cli("--set", "agent.temprature=0.3"),
         "malformed yaml": lambda: _cli("--preset", bad_yaml),
         "josh-train missing": lambda: _run("-c", HIDE_JOSH_TRAIN),
+        "bootstrap key": lambda: _run("-m", "core.cli", "bootstrap", "--set", "budjet_s=3"),
+        "bootstrap shape": lambda: _run("-m", "core.cli", "bootstrap", "--set", "hidden=256", "--set", "heads=3"),
     }[case]()
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

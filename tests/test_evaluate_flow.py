@@ -9,6 +9,7 @@ from core.config import EvalConfig, build_config
 from core.records import dialogues_from_dataset
 from flows.evaluate import evaluate
 from models.embedded import build_random_model
+from quality.metrics import EvalReport
 
 SMALL = ["n_tasks=2", "max_messages=3", "agent_sampling.max_new_tokens=12", "user_sampling.max_new_tokens=12"]
 
@@ -44,7 +45,12 @@ def test_evaluate_reports_saves_and_reuses_cached_dialogues(prefect_server, tmp_
     again = evaluate(cfg)
     assert set(again.cached) == {"oracle_rewards", "simulate_dialogues"}
     assert again.metrics == first.metrics and again.run_dir != first.run_dir
+    saved_report = EvalReport.model_validate_json((tmp_path / again.run_dir.split("/")[-1] / "metrics.json").read_text())
+    assert saved_report.metrics == first.metrics and saved_report.agent_fingerprint == first.agent_fingerprint
 
     resampled = evaluate(build_config(EvalConfig, "embedded", [*small, f"runs_dir={tmp_path}", "agent_sampling.temperature=1.0",
                                                                "agent_sampling.seed=1"]))
     assert "simulate_dialogues" not in resampled.cached and "oracle_rewards" in resampled.cached
+
+    more_tasks = evaluate(build_config(EvalConfig, "embedded", [*small, f"runs_dir={tmp_path}", "n_tasks=3"]))
+    assert "simulate_dialogues" not in more_tasks.cached and len(more_tasks.task_ids) == 3

@@ -281,3 +281,8 @@ def test_tool_results_without_call_id_go_as_user_messages(serve):
     assert sent[2]["content"] == "[]"
     assert sent[3]["tool_calls"][0]["function"] == {"name": "search_hotel", "arguments": '{"area": "north"}'}
     assert sent[4]["tool_call_id"] == "call_1"
+
+
+def test_preflight_names_a_model_the_server_does_not_serve(serve):
+    with pytest.raises(EndpointError, match=r"does not serve model 'gpt-5-typo' \(it serves: tiny\)"):
+        check_model(ModelConfig(spec="openai:gpt-5-typo", base_url=serve().url, api_key_env=KEY_ENV))
