@@ -15,6 +15,8 @@ EXIT_USER_ERROR = 2
 COMMANDS = {
     "evaluate": ("evaluate an agent model against a user simulator on ToolWOZ", "embedded"),
     "bootstrap": ("train the embedded offline model on ToolWOZ's human training dialogues", None),
+    "simulate": ("JOSH role-play on ToolWOZ training tasks, harvested into SFT and preference datasets", "simulate"),
+    "personas": ("draw simulated-user personas and report their diversity", None),
 }
 
 
@@ -36,15 +38,23 @@ def format_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(f"  {r['metric']:<{width}}  {r['value']}" for r in rows)
 
 
-def evaluate(preset: str | None, overrides: list[str]) -> None:
-    from core.config import EvalConfig, build_config
+def _checked(cls, preset: str | None, overrides: list[str]):
+    """The config, after checking what a run needs before it starts: the data package and the models."""
+    from core.config import build_config
     from envs.toolwoz.data import package_file
     from models import check_model
 
-    cfg = build_config(EvalConfig, preset, overrides)
+    cfg = build_config(cls, preset, overrides)
     package_file("data/dataset.zip")
     for model in {cfg.agent.model_dump_json(): cfg.agent, cfg.user.model_dump_json(): cfg.user}.values():
         check_model(model)
+    return cfg
+
+
+def evaluate(preset: str | None, overrides: list[str]) -> None:
+    from core.config import EvalConfig
+
+    cfg = _checked(EvalConfig, preset, overrides)
 
     from flows.evaluate import evaluate as evaluate_flow
     from tasks.evaluation import metrics_table
@@ -68,13 +78,48 @@ def bootstrap(preset: str | None, overrides: list[str]) -> None:
     print(f"\nembedded model: {bootstrap_flow(cfg)}")
 
 
+def simulate(preset: str | None, overrides: list[str]) -> None:
+    from core.config import SimulateConfig
+    from models import check_model
+
+    cfg = _checked(SimulateConfig, preset, overrides)
+    if cfg.personas.rewrite is not None:
+        check_model(cfg.personas.rewrite)
+
+    from flows.simulate import simulate as simulate_flow
+
+    report = simulate_flow(cfg)
+    print(f"\nJOSH on ToolWOZ {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}, beam {cfg.beam_size}")
+    print(format_table(report.summary))
+    print(f"  datasets: {', '.join(f'{k} ({v} rows)' for k, v in report.counts.items())}")
+    print(f"  run folder: {report.run_dir}")
+
+
+def personas(preset: str | None, overrides: list[str]) -> None:
+    from core.config import PersonaConfig, build_config
+    from models import check_model
+
+    cfg = build_config(PersonaConfig, preset, overrides)
+    if cfg.rewrite is not None:
+        check_model(cfg.rewrite)
+
+    from flows.personas import personas as personas_flow
+    from tasks.personas import diversity
+
+    kept = personas_flow(cfg)
+    stats = diversity(kept, cfg.n - len(kept))
+    print(format_table([{"metric": k, "value": str(v)} for k, v in stats.items()]))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
     from core.errors import UserError
 
     try:
-        {"evaluate": evaluate, "bootstrap": bootstrap}[args.command](args.preset, args.overrides)
+        {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas}[args.command](
+            args.preset, args.overrides
+        )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

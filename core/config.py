@@ -47,6 +47,8 @@ class ModelConfig(StrictModel):
     max_concurrency: int = Field(8, gt=0, description="Concurrent requests (API backends).")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts, with exponential backoff.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (API backends).")
+    usd_per_million_prompt_tokens: float | None = Field(None, ge=0, description="Price, for cost reports (None = unknown).")
+    usd_per_million_completion_tokens: float | None = Field(None, ge=0, description="Price, for cost reports (None = unknown).")
 
 
 class BootstrapConfig(StrictModel):
@@ -60,7 +62,7 @@ class BootstrapConfig(StrictModel):
     layers: int = Field(4, gt=0)
     heads: int = Field(4, gt=0)
     intermediate: int = Field(512, description="MLP size (a multiple of 128, for 4-bit).")
-    block_size: int = Field(1024, gt=0, description="Training window and context length in tokens.")
+    block_size: int = Field(512, gt=0, description="Training window and context length in tokens.")
     batch_size: int = Field(8, gt=0)
     lr: float = Field(3e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the budget).")
     warmup_steps: int = Field(30, ge=0)
@@ -81,8 +83,8 @@ class BootstrapConfig(StrictModel):
         return value
 
 
-class EvalConfig(StrictModel):
-    """Evaluate an agent against a user simulator on a ToolWOZ split slice."""
+class RolePlayConfig(StrictModel):
+    """An agent and a user simulator talking on ToolWOZ tasks: what evaluation and simulation share."""
 
     agent: ModelConfig = Field(default_factory=ModelConfig)
     user: ModelConfig = Field(default_factory=ModelConfig)
@@ -92,7 +94,7 @@ class EvalConfig(StrictModel):
         "compact", description="`react`: the full ReAct prompt with API examples (large models); `compact`: tool signatures only."
     )
     split: Literal["train", "val", "test"] = "val"
-    n_tasks: int = Field(10, gt=0, description="How many tasks of the split to evaluate.")
+    n_tasks: int = Field(10, gt=0, description="How many tasks of the split to use.")
     seed: int = Field(0, description="Which tasks: a seeded sample of the split.")
     max_messages: int = Field(
         15, gt=0, description="No user turn once this many messages are visible; the agent still answers the last one (as in JOSH)."
@@ -100,6 +102,40 @@ class EvalConfig(StrictModel):
     max_agent_steps: int = Field(3, gt=0, description="Agent generations per turn before retries are exhausted.")
     runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
     run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
+
+
+class EvalConfig(RolePlayConfig):
+    """Evaluate an agent against a user simulator on a ToolWOZ split slice."""
+
+
+class PersonaConfig(StrictModel):
+    """Simulated users: draws from the attribute grid, optionally rewritten as prose by a model."""
+
+    n: int = Field(64, gt=0, description="How many distinct personas to draw.")
+    seed: int = Field(0, description="Same seed, same personas.")
+    rewrite: ModelConfig | None = Field(None, description="A model that rewrites each template as persona prose (None = keep the template).")
+    rewrite_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=160, seed=0))
+    near_duplicate_threshold: float = Field(
+        0.9, gt=0, le=1, description="Drop a persona whose text's word-trigram Jaccard similarity to a kept one reaches this."
+    )
+    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
+
+
+class SimulateConfig(RolePlayConfig):
+    """JOSH role-play on training tasks with personas, harvested into SFT and preference datasets."""
+
+    split: Literal["train", "val", "test"] = "train"
+    n_tasks: int = Field(50, gt=0, description="How many tasks of the split to simulate.")
+    agent_sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(temperature=1.0, seed=0),
+        description="Sampled (temperature > 0), so that sibling branches differ.",
+    )
+    user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=64, seed=0))
+    beam_size: int = Field(8, gt=0, description="JOSH beam: live leaves double each turn while they fit (1 = plain role-play).")
+    personas: PersonaConfig = Field(default_factory=PersonaConfig)
+    personas_per_task: int = Field(1, gt=0, description="Scenarios per task, each played by a different persona.")
+    shard_size: int = Field(10, gt=0, description="Scenarios per cached shard: a rerun redoes only unfinished shards.")
+    sft_min_reward: float = Field(1.0, ge=0, le=1, description="Keep a golden path for SFT when its dialogue reached this reward.")
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

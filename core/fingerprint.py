@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from core.paths import PROJECT_ROOT
@@ -34,5 +33,6 @@ def code_hash(*paths: str) -> str:
 ENV_CODE = ("envs/toolwoz",)
 FORMAT_CODE = ("tasks/react.py", "tasks/user_sim.py")
 CORPUS_CODE = (*ENV_CODE, *FORMAT_CODE)
-EMBEDDED_MODEL_CODE = (*CORPUS_CODE, "models/pretrain.py", "models/embedded.py")
-SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/evaluation.py", "models", "core/types.py")
+EMBEDDED_MODEL_CODE = (*FORMAT_CODE, "models/pretrain.py", "models/embedded.py")  # plus the corpus's content
+SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/stops.py", "tasks/evaluation.py", "models", "core/types.py")
+JOSH_CODE = (*SIMULATION_CODE, "tasks/josh.py")

@@ -46,6 +46,25 @@ DIALOGUE_FEATURES = datasets.Features(
 )
 
 
+# Training datasets, in the conversational layout trl's trainers read (role + content messages).
+_CHAT = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+TRAINING_FEATURES = {
+    "sft": datasets.Features({"task_id": datasets.Value("string"), "reward": datasets.Value("float64"), "messages": _CHAT}),
+    "dpo": datasets.Features({"task_id": datasets.Value("string"), "prompt": _CHAT, "chosen": _CHAT, "rejected": _CHAT}),
+    "kto": datasets.Features({"task_id": datasets.Value("string"), "prompt": _CHAT, "completion": _CHAT,
+                              "label": datasets.Value("bool")}),
+    "trees": datasets.Features({"scenario_id": datasets.Value("string"), "task_id": datasets.Value("string"),
+                                "node": datasets.Value("int64"), "messages": _CHAT, "turn_start": datasets.Value("int64"),
+                                "is_successful": datasets.Value("bool"), "is_golden": datasets.Value("bool")}),
+}
+
+
+def training_dataset(kind: str, rows: list[dict[str, Any]]) -> datasets.Dataset:
+    """Rows as a dataset with its declared columns, so an empty harvest still loads with the right schema."""
+    features = TRAINING_FEATURES[kind]
+    return datasets.Dataset.from_dict({k: [row[k] for row in rows] for k in features}, features=features)
+
+
 def message_to_row(m: Message) -> dict[str, Any]:
     return {
         "role": m.role,

@@ -66,10 +66,13 @@ class Scenario(Frozen):
 class Termination(str, Enum):
     """Why a dialogue stopped; recorded on every dialogue so runs can be audited."""
 
-    user_ended = "user_ended"
+    user_ended = "user_ended"  # the user simulator wrote its end marker
     turn_cap = "turn_cap"
-    empty_output = "empty_output"
-    agent_retries_exhausted = "agent_retries_exhausted"
+    empty_output = "empty_output"  # either side generated nothing
+    non_coherent = "non_coherent"  # a reply looped (see tasks.stops)
+    role_flip = "role_flip"  # the user simulator wrote agent actions
+    agent_retries_exhausted = "agent_retries_exhausted"  # no SPEAK within the agent's step budget
+    all_rewards_earned = "all_rewards_earned"  # JOSH: nothing left to earn, the conversation is cut there
 
 
 class Outcome(Frozen):
@@ -95,3 +98,39 @@ class Dialogue(Frozen):
     @property
     def id(self) -> str:
         return self.scenario.id
+
+
+class TreeNode(Frozen):
+    """One agent turn in a JOSH tree, with what became of its branch."""
+
+    messages: tuple[Message, ...]  # the agent's record from the start through the end of this turn
+    turn_start: int  # where this turn's agent messages begin: messages[:turn_start] is its prompt
+    is_successful: bool = False  # its branch earned a sub-goal the others had not (it became a root)
+    is_golden: bool = False  # on the final path of a tree that earned every sub-goal
+
+    @property
+    def turn(self) -> tuple[Message, ...]:
+        return self.messages[self.turn_start :]
+
+
+class Usage(Frozen):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class JoshTree(Frozen):
+    """A JOSH search on one scenario: the conversation that came out of it and every node it explored."""
+
+    dialogue: Dialogue  # the path the search settled on (the golden path when every sub-goal was earned)
+    nodes: tuple[TreeNode, ...]
+    agent_usage: Usage = Usage()  # tokens over the whole tree, every branch included
+    user_usage: Usage = Usage()
+
+
+class PreferencePair(Frozen):
+    """Where two branches diverged: the same prompt, the agent message that earned reward, one that did not."""
+
+    task_id: str
+    prompt: tuple[Message, ...]  # the shared prefix, in the agent's record format
+    chosen: Message
+    rejected: Message

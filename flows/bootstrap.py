@@ -17,7 +17,7 @@ from models.embedded import embedded_model_dir
 
 @task
 def train_embedded_model(cfg: BootstrapConfig) -> str:
-    """The trained model dir; the cache dir is keyed on config and code, so reruns are free."""
+    """The trained model dir; the cache dir is keyed on config, corpus and recipe code, so reruns are free."""
     return str(embedded_model_dir(cfg))
 
 

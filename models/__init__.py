@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.config import ModelConfig
@@ -15,7 +17,7 @@ from core.errors import ModelSpecError
 from core.fingerprint import stable_hash
 from models.base import ChatModel, Generation
 
-__all__ = ["ChatModel", "Generation", "parse_spec", "load_model", "model_fingerprint", "check_model"]
+__all__ = ["ChatModel", "Generation", "parse_spec", "load_model", "loaded_pair", "model_fingerprint", "check_model"]
 
 VALID_SPECS = "`embedded`, `hf:<hub id or local path>`, `openai:<model>`"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -45,6 +47,21 @@ def load_model(cfg: ModelConfig) -> ChatModel:
 
         target = str(embedded_model_dir())
     return HFChatModel(cfg, target)
+
+
+@contextmanager
+def loaded_pair(agent_cfg: ModelConfig, user_cfg: ModelConfig) -> Iterator[tuple[ChatModel, ChatModel]]:
+    """Agent and user simulator, one model when both configs are the same; freed afterwards."""
+    agent = load_model(agent_cfg)
+    try:
+        user = agent if user_cfg == agent_cfg else load_model(user_cfg)
+        try:
+            yield agent, user
+        finally:
+            if user is not agent:
+                user.close()
+    finally:
+        agent.close()
 
 
 def model_fingerprint(cfg: ModelConfig) -> str:

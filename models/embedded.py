@@ -124,21 +124,25 @@ def build_random_model(
 def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
     """The trained embedded model's dir under the cache, trained on first use.
 
-    Keyed on the bootstrap config and the source of everything that shapes the model, so a
-    changed recipe trains a new model and an unchanged one is reused. Trained into a temp
+    Keyed on the bootstrap config, the training corpus's content and the source of the
+    training recipe and prompt formats, so a changed recipe or corpus trains a new model
+    and an unchanged one is reused. Trained into a temp
     dir beside it and renamed into place: a killed build never leaves a half model.
     """
+    from envs.toolwoz import load_toolwoz
     from envs.toolwoz.data import data_version
+    from envs.toolwoz.transcripts import corpus_file, corpus_hash
 
     cfg = cfg or BootstrapConfig()
-    key = stable_hash(cfg, data_version(), code_hash(*EMBEDDED_MODEL_CODE))[:12]
+    corpus = corpus_file(load_toolwoz(), "train", cfg.max_dialogues)
+    key = stable_hash(cfg, data_version(), corpus_hash(corpus), code_hash(*EMBEDDED_MODEL_CODE))[:12]
     final = cache_dir() / "models" / f"embedded-{key}"
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        _bootstrap(cfg, tmp)
+        _bootstrap(cfg, corpus, tmp)
         os.chmod(tmp, 0o755)
         os.rename(tmp, final)
     except OSError:
@@ -149,9 +153,9 @@ def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
     return final
 
 
-def _bootstrap(cfg: BootstrapConfig, out: Path) -> None:
+def _bootstrap(cfg: BootstrapConfig, corpus_path: Path, out: Path) -> None:
+    from core.records import read_jsonl
     from envs.toolwoz import load_toolwoz
-    from envs.toolwoz.transcripts import human_dialogues, load_corpus
     from models.pretrain import train_embedded
 
     print(
@@ -159,9 +163,8 @@ def _bootstrap(cfg: BootstrapConfig, out: Path) -> None:
         f"{cfg.budget_s / 60:.0f} min of training on this machine. It is cached afterwards.",
         file=sys.stderr,
     )
-    data = load_toolwoz()
-    corpus = human_dialogues(data, "train", cfg.max_dialogues) if cfg.max_dialogues else load_corpus(data, "train")
-    report = train_embedded(corpus, data.tool_schemas, cfg, out)
+    corpus = read_jsonl(corpus_path)
+    report = train_embedded(corpus, load_toolwoz().tool_schemas, cfg, out)
     (out / "bootstrap.json").write_text(
         json.dumps({"config": cfg.model_dump(), "dialogues": len(corpus), **asdict(report),
                     "tokens_per_s": report.tokens_per_s}, indent=1)

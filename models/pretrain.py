@@ -3,7 +3,9 @@
 One tiny Llama plays both roles through its chat template: agent examples are the agent's
 view of a dialogue (tools in the system prompt, tool results as APIRETURN turns), user
 examples the simulator's view (goal in the system prompt, roles flipped). The loss covers
-the assistant turns only; training stops when the wall-clock budget is spent, since on a
+every spoken turn and call of both parties, not the system prompt or tool results: on a
+CPU the forward pass is the cost, and each extra target token is signal for free (the same
+model plays the customer). Training stops when the wall-clock budget is spent, since on a
 shared CPU the budget, not an epoch count, is what a user can plan with.
 """
 
@@ -49,8 +51,13 @@ def training_views(dialogue: Dialogue, tool_schemas: list[dict]) -> list[list[Me
     return [agent, user_sim.user_view(dialogue.scenario, visible)]
 
 
+def is_target(message: Message) -> bool:
+    """What the model learns to write: both parties' turns; the system prompt and tool results are given."""
+    return message.role in ("assistant", "user") and not message.content.startswith(react.APIRETURN)
+
+
 def encode_windows(tokenizer, messages: list[Message], block: int) -> list[tuple[list[int], list[int]]]:
-    """Token ids and labels (assistant tokens only), cut into windows that each start with the system prompt.
+    """Token ids and labels (target turns only), cut into windows that each start with the system prompt.
 
     Like inference, which drops the oldest turns after the system prompt when the context is
     full, a new window carries the latest turns of the previous one (up to half a window) as
@@ -60,7 +67,7 @@ def encode_windows(tokenizer, messages: list[Message], block: int) -> list[tuple
     pieces = []
     for m in messages:
         ids = tokenizer.apply_chat_template([{"role": m.role, "content": m.content}], tokenize=True, return_dict=False)
-        labels = [IGNORE] + ids[1:] if m.role == "assistant" else [IGNORE] * len(ids)
+        labels = [IGNORE] + ids[1:] if is_target(m) else [IGNORE] * len(ids)
         pieces.append((ids, labels))
     system, rest = pieces[0], pieces[1:]
     windows, current = [], []
@@ -135,6 +142,14 @@ def _lr(cfg: BootstrapConfig, step: int, progress: float) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def _loss(model, ids, labels, mask):
+    """Next-token loss, with the vocabulary projection computed at target positions only (a large share of the FLOPs)."""
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    return torch.nn.functional.cross_entropy(model.lm_head(hidden[keep]).float(), targets[keep])
+
+
 def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) -> TrainReport:
     rng = random.Random(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
@@ -149,7 +164,7 @@ def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) 
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, report.steps, elapsed / cfg.budget_s)
         ids, labels, mask = _collate(batch, tokenizer.pad_token_id)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = _loss(model, ids, labels, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

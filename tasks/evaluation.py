@@ -22,10 +22,10 @@ from core import records
 from core.config import EvalConfig
 from core.fingerprint import ENV_CODE, SIMULATION_CODE, code_hash, stable_hash
 from core.types import Dialogue, Scenario
-from envs.toolwoz import ToolWOZEnv, data as toolwoz_data, load_toolwoz, oracle_reward
-from models import load_model
+from envs.toolwoz import data as toolwoz_data, load_toolwoz, oracle_reward
+from models import loaded_pair
 from quality.metrics import EvalReport
-from tasks import react, rollout, user_sim
+from tasks import react, rollout
 
 
 
@@ -43,6 +43,10 @@ def oracle_rewards(split: str) -> dict[str, float]:
     return {t.id: oracle_reward(data, t).reward for t in data.split(split)}
 
 
+def scenario(data, task_id: str, persona=None) -> Scenario:
+    return Scenario(domain="toolwoz", task_id=task_id, instruction=data.tasks[task_id].instruction, persona=persona)
+
+
 def simulation_fingerprint(cfg: EvalConfig, task_ids: list[str], agent_fp: str, user_fp: str) -> str:
     settings = cfg.model_dump(include={"agent_sampling", "user_sampling", "agent_prompt", "max_messages", "max_agent_steps"})
     return stable_hash(
@@ -55,31 +59,14 @@ def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -
     """Play agent against user simulator on each task; the heavy step, cached on `fingerprint`."""
     data = load_toolwoz()
     system = react.system_prompt(data.tool_schemas, cfg.agent_prompt)
-    episodes = [
-        rollout.Episode(
-            Scenario(domain="toolwoz", task_id=t.id, instruction=t.instruction),
-            ToolWOZEnv(data, t),
-            system,
-            max_messages=cfg.max_messages,
-            max_agent_steps=cfg.max_agent_steps,
-        )
-        for t in (data.tasks[i] for i in task_ids)
-    ]
+    episodes = [rollout.toolwoz_episode(data, scenario(data, i), system, cfg) for i in task_ids]
     progress = create_progress_artifact(0.0, key="evaluate-progress", description="Dialogues finished (%)")
 
     def report(done: int, total: int) -> None:
         update_progress_artifact(progress, 100.0 * done / total)
 
-    agent = load_model(cfg.agent)
-    try:
-        user = agent if cfg.user == cfg.agent else load_model(cfg.user)
-        try:
-            rollout.run_episodes(episodes, agent, user, cfg.agent_sampling, cfg.user_sampling, on_progress=report)
-        finally:
-            if user is not agent:
-                user.close()
-    finally:
-        agent.close()
+    with loaded_pair(cfg.agent, cfg.user) as (agent, user):
+        rollout.run_episodes(episodes, agent, user, cfg.agent_sampling, cfg.user_sampling, on_progress=report)
     return [e.to_dialogue(cfg.agent.spec, cfg.user.spec) for e in episodes]
 
 

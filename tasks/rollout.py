@@ -8,26 +8,31 @@ concurrently). Plain Python: no Prefect here.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Literal, Protocol
 
 from tqdm.auto import tqdm
 
-from core.config import SamplingConfig
+from core.config import RolePlayConfig, SamplingConfig
 from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
+from envs.toolwoz import ToolWOZEnv
 from envs.toolwoz.tools import is_error
 from models.base import ChatModel, Generation
-from tasks import react, user_sim
+from tasks import react, stops, user_sim
 
 RETRIES_EXHAUSTED = "Error: Agent ran out of retries."
 
 
 class Environment(Protocol):
     def step(self, call: ToolCall) -> str: ...
-    def reward(self): ...  # has .reward (float) and .success (bool)
+    def reward(self): ...  # has .reward (float), .success (bool) and .earned (one bool per sub-goal)
+    def fork(self) -> "Environment": ...  # an independent copy of the state so far (JOSH branches)
 
 
 class Episode:
+    """One conversation: the agent's record, what the customer saw, whose turn it is, and counters."""
+
     def __init__(
         self, scenario: Scenario, env: Environment, agent_system: str, max_messages: int = 15, max_agent_steps: int = 3
     ):
@@ -50,6 +55,12 @@ class Episode:
     def done(self) -> bool:
         return self.waiting_for is None
 
+    def fork(self) -> "Episode":
+        """An independent copy that continues from here (a JOSH branch); the task data stays shared."""
+        twin = copy.copy(self)
+        twin.env, twin.record, twin.visible = self.env.fork(), list(self.record), list(self.visible)
+        return twin
+
     def user_prompt(self) -> list[Message]:
         return user_sim.user_view(self.scenario, self.visible)
 
@@ -60,20 +71,28 @@ class Episode:
         self._count(gen)
         text = gen.text.strip()
         if not text:
-            return self._finish(Termination.empty_output)
+            return self.finish(Termination.empty_output)
         self._say(Message(role="user", content=text))
         if user_sim.wants_to_end(text):
-            return self._finish(Termination.user_ended)
+            return self.finish(Termination.user_ended)
+        if stops.is_role_flip(text):
+            return self.finish(Termination.role_flip)
+        if stops.is_non_coherent(text):
+            return self.finish(Termination.non_coherent)
         self.waiting_for, self.agent_steps = "agent", 0
 
     def on_agent(self, gen: Generation) -> None:
         self._count(gen)
         self.agent_steps += 1
+        if not gen.text.strip():
+            return self.finish(Termination.empty_output)
         action = react.parse_action(gen.text)
         self.api_calls += action.attempted_call
         if action.speak is not None:
             self.record.append(Message(role="assistant", content=action.text))
             self.visible.append(Message(role="assistant", content=action.speak))
+            if stops.is_non_coherent(action.speak):
+                return self.finish(Termination.non_coherent)
             return self._end_agent_turn()
         if action.call is not None:
             observation = self.env.step(action.call)
@@ -86,7 +105,7 @@ class Episode:
         self.record.append(Message(role="tool", content=observation))
         if self.agent_steps >= self.max_agent_steps:
             self._say(Message(role="assistant", content=RETRIES_EXHAUSTED))
-            self._end_agent_turn()
+            self.finish(Termination.agent_retries_exhausted)
 
     def to_dialogue(self, agent_model: str = "", user_model: str = "") -> Dialogue:
         result = self.env.reward()
@@ -114,15 +133,20 @@ class Episode:
 
     def _end_agent_turn(self) -> None:
         if len(self.visible) >= self.max_messages:
-            return self._finish(Termination.turn_cap)
+            return self.finish(Termination.turn_cap)
         self.waiting_for = "user"
 
-    def _finish(self, why: Termination) -> None:
+    def finish(self, why: Termination) -> None:
         self.termination, self.waiting_for = why, None
 
     def _count(self, gen: Generation) -> None:
         self.prompt_tokens += gen.prompt_tokens
         self.completion_tokens += gen.completion_tokens
+
+
+def toolwoz_episode(data, scenario: Scenario, system: str, cfg: RolePlayConfig) -> Episode:
+    env = ToolWOZEnv(data, data.tasks[scenario.task_id])
+    return Episode(scenario, env, system, max_messages=cfg.max_messages, max_agent_steps=cfg.max_agent_steps)
 
 
 def run_episodes(

@@ -6,7 +6,7 @@ from core.config import BootstrapConfig, ModelConfig, SamplingConfig
 from envs.toolwoz.transcripts import human_dialogues
 from models import load_model
 from models.embedded import build_tokenizer, embedded_model_dir
-from models.pretrain import IGNORE, build_model, encode_windows, train, training_views
+from models.pretrain import IGNORE, _collate, _loss, build_model, encode_windows, train, training_views
 
 TINY = BootstrapConfig(budget_s=60, max_steps=40, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
                        intermediate=256, block_size=384, batch_size=8, lr=3e-3, warmup_steps=5)
@@ -35,13 +35,20 @@ def test_two_views_per_dialogue_agent_with_tools_user_with_goal(corpus, views):
     assert [m.role for m in user[1:3]] == ["assistant", "user"]  # roles flipped: the simulator speaks first
 
 
-def test_windows_match_the_chat_template_and_train_on_assistant_tokens_only(views, tokenizer):
+def test_windows_match_the_chat_template_and_train_on_turns_not_prompt_or_tool_results(views, tokenizer):
     short = views[1][:4]
     (ids, labels), = encode_windows(tokenizer, short, block=10_000)
     chat = [{"role": m.role, "content": m.content} for m in short]
     assert ids == tokenizer.apply_chat_template(chat, tokenize=True, return_dict=False)
     trained = tokenizer.decode([t for t, l in zip(ids, labels) if l != IGNORE])
-    assert trained == tokenizer.decode(tokenizer.encode(short[1].content + "<|end|>" + short[3].content + "<|end|>"))
+    assert trained == tokenizer.decode(tokenizer.encode("".join(m.content + "<|end|>" for m in short[1:])))
+
+    call = next(i for i, m in enumerate(views[0]) if m.content.startswith("APICALL"))
+    call_and_result = views[0][call : call + 2]
+    assert call_and_result[1].content.startswith("APIRETURN")
+    (ids, labels), = encode_windows(tokenizer, [views[0][0], *call_and_result], block=10_000)
+    trained = tokenizer.decode([t for t, l in zip(ids, labels) if l != IGNORE])
+    assert trained == tokenizer.decode(tokenizer.encode(call_and_result[0].content + "<|end|>"))
 
     agent = views[0]
     system = tokenizer.apply_chat_template([{"role": "system", "content": agent[0].content}], tokenize=True,
@@ -65,7 +72,11 @@ def test_too_small_a_window_is_a_config_error(corpus, toolwoz):
 
 def test_a_short_run_lowers_the_loss(views, tokenizer):  # 40 steps: ~20 s here
     windows = [w for v in views for w in encode_windows(tokenizer, v, TINY.block_size)]
-    report = train(build_model(TINY, tokenizer), tokenizer, windows, TINY, log_every=5)
+    model = build_model(TINY, tokenizer)
+    ids, labels, mask = _collate(windows[:4], tokenizer.pad_token_id)
+    reference = model(input_ids=ids, attention_mask=mask, labels=labels).loss  # the library's own loss
+    assert _loss(model, ids, labels, mask).item() == pytest.approx(reference.item(), rel=1e-5)
+    report = train(model, tokenizer, windows, TINY, log_every=5)
     assert report.steps == TINY.max_steps and len(report.losses) >= 3 and report.tokens > 0
     assert report.losses[-1] < report.losses[0] - 1.0
 

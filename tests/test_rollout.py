@@ -57,7 +57,8 @@ def test_ground_truth_agent_earns_full_reward_and_the_user_ends(toolwoz):
         return "Thanks! END_CONVERSATION" if len(prompt) > 1 else goal
 
     agent, customer = Scripted(_ground_truth_agent(toolwoz)), Scripted(user)
-    episodes = run_episodes([_episode(toolwoz, t) for t in tasks], agent, customer, SamplingConfig(), SamplingConfig())
+    episodes = run_episodes([_episode(toolwoz, t, max_agent_steps=5) for t in tasks], agent, customer,
+                            SamplingConfig(), SamplingConfig())
     for e, task in zip(episodes, tasks):
         d = e.to_dialogue()
         assert d.outcome.success and d.outcome.reward == 1.0
@@ -82,17 +83,47 @@ def test_malformed_and_invalid_calls_are_counted_and_shown_to_the_agent(toolwoz)
     assert d.outcome.termination == Termination.user_ended
 
 
-def test_agent_that_never_speaks_runs_out_of_retries_and_the_turn_cap_stops_the_talk(toolwoz):
+def test_agent_that_never_speaks_runs_out_of_retries_and_the_talk_stops(toolwoz):
     task = toolwoz.split("val")[1]
     agent = Scripted(lambda p: "I am thinking")
     customer = Scripted(lambda p: "are you there?")
-    (e,) = run_episodes([_episode(toolwoz, task, max_messages=5, max_agent_steps=2)], agent, customer,
-                        SamplingConfig(), SamplingConfig())
+    (e,) = run_episodes([_episode(toolwoz, task, max_agent_steps=2)], agent, customer, SamplingConfig(), SamplingConfig())
     d = e.to_dialogue()
-    assert d.outcome.termination == Termination.turn_cap
-    assert d.outcome.turns == 6  # the agent answers the 5th message, as JOSH does
-    assert [m.content for m in e.visible if m.role == "assistant"] == [RETRIES_EXHAUSTED] * 3
-    assert d.outcome.api_calls == 0 and d.outcome.prompt_tokens == 10 * (3 + 6)
+    assert d.outcome.termination == Termination.agent_retries_exhausted
+    assert [m.content for m in e.visible] == ["are you there?", RETRIES_EXHAUSTED]
+    assert d.outcome.api_calls == 0 and d.outcome.prompt_tokens == 10 * (1 + 2)
+
+
+def test_turn_cap_stops_the_talk_after_the_agent_answers_the_last_message(toolwoz):
+    agent = Scripted(lambda p: "SPEAK Sure. <COMMAND_END>")
+    customer = Scripted(lambda p: f"message {len(p)}")
+    (e,) = run_episodes([_episode(toolwoz, toolwoz.split("val")[1], max_messages=5)], agent, customer,
+                        SamplingConfig(), SamplingConfig())
+    assert e.to_dialogue().outcome.termination == Termination.turn_cap
+    assert len(e.visible) == 6  # the agent answers the 5th message, as JOSH does
+
+
+@pytest.mark.parametrize("agent_reply, user_reply, why", [
+    ("SPEAK Sure. <COMMAND_END>", "I need a train to cambridge i need a train to cambridge", Termination.non_coherent),
+    ("SPEAK thank you very much thank you very much <COMMAND_END>", "hello", Termination.non_coherent),
+    ("SPEAK Sure. <COMMAND_END>", 'PLAN book it <COMMAND_END> APICALL {"name": "book_hotel"}', Termination.role_flip),
+    ("SPEAK Sure. <COMMAND_END>", "SPEAK Your table is booked.", Termination.role_flip),
+    ("  ", "hello", Termination.empty_output),
+])
+def test_each_stop_condition_ends_the_talk_with_its_reason(toolwoz, agent_reply, user_reply, why):
+    customer = Scripted(lambda p: "hello" if len(p) == 1 else user_reply)
+    (e,) = run_episodes([_episode(toolwoz, toolwoz.split("val")[3])], Scripted(lambda p: agent_reply), customer,
+                        SamplingConfig(), SamplingConfig())
+    assert e.to_dialogue().outcome.termination == why and len(e.visible) <= 3
+
+
+def test_human_turns_never_trip_the_loop_or_role_flip_checks(toolwoz):
+    from envs.toolwoz.transcripts import human_dialogues
+    from tasks.stops import is_non_coherent, is_role_flip
+
+    turns = [m for d in human_dialogues(toolwoz, "val", limit=100) for m in d.messages if m.role == "user"]
+    assert len(turns) > 500
+    assert not any(is_non_coherent(m.content) or is_role_flip(m.content.replace("END_CONVERSATION", "")) for m in turns)
 
 
 @pytest.mark.parametrize("reply", ["", "   "])

@@ -25,6 +25,11 @@ class ToolWOZEnv:
     def reward(self) -> RewardResult:
         return score(self.task, self.records)
 
+    def fork(self) -> "ToolWOZEnv":
+        twin = ToolWOZEnv(self.data, self.task)
+        twin.records = list(self.records)
+        return twin
+
 
 def oracle_reward(data: ToolWOZData, task: ToolWOZTask) -> RewardResult:
     """Replay the ground-truth calls: the best any agent can score on this task."""

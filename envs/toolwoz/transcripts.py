@@ -10,6 +10,8 @@ or validation logs unless asked for that split.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from core.fingerprint import CORPUS_CODE, code_hash, stable_hash
@@ -95,12 +97,23 @@ def _constraints(slots: dict[str, Any], params: list[str]) -> dict[str, str]:
     return {k: slots[k] for k in params if isinstance(slots.get(k), str) and slots[k] and not is_empty(slots[k])}
 
 
-def load_corpus(data: ToolWOZData, split: Split = "train") -> list[Dialogue]:
-    """`human_dialogues` for a whole split, built once and cached as JSONL (keyed on data and code)."""
+def corpus_file(data: ToolWOZData, split: Split = "train", limit: int | None = None) -> Path:
+    """`human_dialogues` as cached JSONL, built on first use (keyed on data and code).
+
+    Models trained on it are keyed on this file's content (`corpus_hash`), not on the code
+    that wrote it: a refactor that leaves the dialogues unchanged keeps those models.
+    """
     key = stable_hash(data_version(), code_hash(*CORPUS_CODE))[:12]
-    path = cache_dir() / "toolwoz" / f"transcripts-{split}-{key}.jsonl"
-    if path.is_file():
-        return read_jsonl(path)
-    dialogues = human_dialogues(data, split)
-    write_atomically(path, "".join(d.model_dump_json() + "\n" for d in dialogues))
-    return dialogues
+    path = cache_dir() / "toolwoz" / f"transcripts-{split}{f'-first{limit}' if limit else ''}-{key}.jsonl"
+    if not path.is_file():
+        dialogues = human_dialogues(data, split, limit)
+        write_atomically(path, "".join(d.model_dump_json() + "\n" for d in dialogues))
+    return path
+
+
+def corpus_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_corpus(data: ToolWOZData, split: Split = "train", limit: int | None = None) -> list[Dialogue]:
+    return read_jsonl(corpus_file(data, split, limit))

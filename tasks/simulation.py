@@ -1,0 +1,128 @@
+"""Prefect tasks of the simulate flow: scenarios, cached JOSH shards, harvested datasets, a summary.
+
+Each shard of scenarios is one task cached on a content hash of everything its trees depend
+on (models, sampling, beam, scenarios, the source of the role-play logic). A run killed half
+way and started again reads the finished shards from storage and redoes only the rest.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from core import records
+from core.config import ModelConfig, SimulateConfig
+from core.fingerprint import JOSH_CODE, code_hash, stable_hash
+from core.types import JoshTree, Persona, Scenario, Usage
+from envs.toolwoz import data as toolwoz_data, load_toolwoz
+from models import loaded_pair
+from tasks import harvest, josh, react, rollout
+from tasks.evaluation import scenario
+
+
+@task
+def build_scenarios(task_ids: list[str], personas: list[Persona], per_task: int, seed: int) -> list[Scenario]:
+    """Each task played by `per_task` different personas, assigned by a seeded shuffle."""
+    order = list(personas)
+    random.Random(seed).shuffle(order)
+    data = load_toolwoz()
+    return [scenario(data, t, order[(i * per_task + k) % len(order)] if order else None)
+            for i, t in enumerate(task_ids) for k in range(per_task)]
+
+
+def shard_fingerprint(cfg: SimulateConfig, shard: list[Scenario], agent_fp: str, user_fp: str) -> str:
+    settings = cfg.model_dump(include={"agent_sampling", "user_sampling", "agent_prompt", "max_messages",
+                                       "max_agent_steps", "beam_size"})
+    return stable_hash("josh", agent_fp, user_fp, settings, [s.model_dump(mode="json") for s in shard],
+                       toolwoz_data.data_version(), code_hash(*JOSH_CODE))
+
+
+@task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="simulate-shard-{index}")
+def simulate_shard(cfg: SimulateConfig, shard: list[Scenario], index: int, fingerprint: str) -> list[JoshTree]:
+    """JOSH trees for one shard of scenarios; every model call batches all leaves of all its trees."""
+    data = load_toolwoz()
+    system = react.system_prompt(data.tool_schemas, cfg.agent_prompt)
+    searches = [josh.Search(rollout.toolwoz_episode(data, s, system, cfg), cfg.beam_size) for s in shard]
+    with loaded_pair(cfg.agent, cfg.user) as (agent, user):
+        trees = josh.run_josh(searches, agent, user, cfg.agent_sampling, cfg.user_sampling)
+    get_run_logger().info("shard %d: %d trees, %d nodes", index, len(trees), sum(len(t.nodes) for t in trees))
+    return trees
+
+
+@task
+def harvest_datasets(trees: list[JoshTree], cfg: SimulateConfig, run_dir: Path) -> dict[str, int]:
+    """Dialogues, trees, SFT set, DPO pairs and KTO rows, each saved as a Hugging Face dataset; row counts."""
+    system = react.system_prompt(load_toolwoz().tool_schemas, cfg.agent_prompt)
+    pairs = [p for t in trees for p in harvest.preference_pairs(t)]
+    tables = {
+        "sft": harvest.sft_examples(trees, system, cfg.sft_min_reward),
+        "dpo": harvest.dpo_rows(pairs, system),
+        "kto": harvest.kto_rows(pairs, system),
+        "trees": tree_rows(trees),
+    }
+    records.dialogues_to_dataset([t.dialogue for t in trees]).save_to_disk(str(run_dir / "dialogues"))
+    records.write_jsonl([t.dialogue for t in trees], run_dir / "dialogues.jsonl")
+    for name, rows in tables.items():
+        records.training_dataset(name, rows).save_to_disk(str(run_dir / name), num_shards=1)  # 1: empty ones load too
+    counts = {"dialogues": len(trees), **{name: len(rows) for name, rows in tables.items()}}
+    get_run_logger().info("saved %s to %s", counts, run_dir)
+    return counts
+
+
+def tree_rows(trees: list[JoshTree]) -> list[dict[str, Any]]:
+    """One row per node, in josh-train's layout (messages, is_successful, is_golden) plus where the turn starts."""
+    return [{"scenario_id": t.dialogue.id, "task_id": t.dialogue.scenario.task_id, "node": i,
+             "messages": harvest.chat(n.messages), "turn_start": n.turn_start,
+             "is_successful": n.is_successful, "is_golden": n.is_golden}
+            for t in trees for i, n in enumerate(t.nodes)]
+
+
+def cost(usage: Usage, model: ModelConfig) -> float | None:
+    if model.usd_per_million_prompt_tokens is None or model.usd_per_million_completion_tokens is None:
+        return None
+    return (usage.prompt_tokens * model.usd_per_million_prompt_tokens
+            + usage.completion_tokens * model.usd_per_million_completion_tokens) / 1e6
+
+
+def summary_rows(trees: list[JoshTree], counts: dict[str, int], cfg: SimulateConfig, cached: int, shards: int,
+                 seconds: float) -> list[dict[str, str]]:
+    rewards = [t.dialogue.outcome.reward for t in trees]
+    buckets = Counter(f"{r:.2f}" for r in rewards)
+    tasks = len({t.dialogue.scenario.task_id for t in trees})
+    terminations = Counter(t.dialogue.outcome.termination.value for t in trees)
+    tokens = [sum(u.prompt_tokens + u.completion_tokens for u in (t.agent_usage, t.user_usage)) for t in trees]
+    costs = [(cost(t.agent_usage, cfg.agent), cost(t.user_usage, cfg.user)) for t in trees]
+    known = [a + b for a, b in costs if a is not None and b is not None]
+    return [
+        {"metric": "scenarios (tasks)", "value": f"{len(trees)} ({tasks})"},
+        {"metric": "success rate", "value": f"{100 * mean(t.dialogue.outcome.success for t in trees):.1f}%"},
+        {"metric": "average reward", "value": f"{mean(rewards):.3f}"},
+        {"metric": "reward distribution", "value": ", ".join(f"{k}: {v}" for k, v in sorted(buckets.items()))},
+        {"metric": "SFT examples", "value": f"{counts['sft']} ({counts['sft'] / tasks:.2f} per task)"},
+        {"metric": "DPO pairs", "value": f"{counts['dpo']} ({counts['dpo'] / tasks:.2f} per task)"},
+        {"metric": "KTO rows", "value": str(counts["kto"])},
+        {"metric": "tree nodes", "value": str(counts["trees"])},
+        {"metric": "terminations", "value": ", ".join(f"{k}: {v}" for k, v in sorted(terminations.items()))},
+        {"metric": "tokens per dialogue (all branches)", "value": f"{mean(tokens):.0f}"},
+        {"metric": "cost per dialogue", "value": f"${mean(known):.4f}" if known else "n/a (no prices configured)"},
+        {"metric": "shards cached", "value": f"{cached} of {shards}"},
+        {"metric": "wall time", "value": f"{seconds:.0f} s"},
+    ]
+
+
+@task
+def publish_summary(rows: list[dict[str, str]], cfg: SimulateConfig, run_dir: Path) -> Path:
+    create_table_artifact(rows, key="simulation-summary", description=f"JOSH on ToolWOZ {cfg.split}, beam {cfg.beam_size}")
+    markdown = "\n".join([f"# Simulation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`, beam {cfg.beam_size}",
+                          f"Run folder `{run_dir}`.", "", "| metric | value |", "|---|---|",
+                          *(f"| {r['metric']} | {r['value']} |" for r in rows)]) + "\n"
+    create_markdown_artifact(markdown, key="simulation-report", description="Simulation summary")
+    (run_dir / "report.md").write_text(markdown)
+    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
+    return run_dir / "report.md"

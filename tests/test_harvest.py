@@ -1,0 +1,21 @@
+"""josh-train's shipped Llama-3 JOSH trees go through the same builders as ours."""
+
+from tasks import harvest
+from tasks.react import system_prompt
+
+
+def test_shipped_trees_import_into_sft_and_pairs(toolwoz):
+    trees = harvest.import_shipped_trees(toolwoz)
+    assert len(trees) == 926
+    assert sum(t.dialogue.outcome.success for t in trees) > 550  # replayed here; josh-train marks 631 as 100%
+    system = system_prompt(toolwoz.tool_schemas, "compact")
+    sft = harvest.sft_examples(trees, system)
+    assert 0 < len(sft) <= sum(t.dialogue.outcome.success for t in trees)
+    assert not any(m["content"].startswith("APIRETURN ERROR") for row in sft for m in row["messages"])
+    pairs = [p for t in trees for p in harvest.preference_pairs(t)]
+    assert len(pairs) > 1000
+    assert all(p.chosen.role == p.rejected.role == "assistant" and p.chosen != p.rejected for p in pairs)
+    assert all(p.prompt[-1].role in ("user", "tool", "assistant") for p in pairs)
+    node = next(n for t in trees for n in t.nodes if any(m.role == "tool" for m in n.messages))
+    calls = [m for m in node.messages if m.tool_calls]
+    assert calls and node.messages[node.messages.index(calls[0]) + 1].role == "tool"  # APIRETURN became a tool result

@@ -1,0 +1,79 @@
+"""The simulate flow on a real Prefect server: datasets saved, shards cached, a killed run resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+
+from core.config import SimulateConfig, build_config
+from flows.simulate import simulate
+from models.embedded import build_random_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Both roles played by an untrained tiny model: the flow's behaviour, not the model's, is under test."""
+    path = build_random_model(tmp_path_factory.mktemp("model"))
+    return [f"agent.spec=hf:{path}", f"user.spec=hf:{path}", "n_tasks=4", "shard_size=2", "beam_size=4",
+            "max_messages=3", "agent_sampling.max_new_tokens=12", "user_sampling.max_new_tokens=12", "personas.n=6"]
+
+
+def test_simulate_saves_every_dataset_and_reuses_finished_shards(prefect_server, tmp_path, small):
+    cfg = build_config(SimulateConfig, "simulate", [*small, f"runs_dir={tmp_path}", "personas.runs_dir=" + str(tmp_path)])
+    first = simulate(cfg)
+    assert first.shards == 2 and first.cached_shards == 0
+    assert first.counts["dialogues"] == 4 and first.counts["trees"] >= 4
+    run = Path(first.run_dir)
+    for name in ("dialogues", "trees", "sft", "dpo", "kto"):
+        assert (run / name / "dataset_info.json").is_file()
+    nodes = datasets.load_from_disk(str(run / "trees"))
+    assert len(nodes) == first.counts["trees"] and {"messages", "is_successful", "is_golden"} <= set(nodes.column_names)
+    dialogues = datasets.load_from_disk(str(run / "dialogues"))
+    assert all(p is not None for p in dialogues["persona_text"])  # every scenario is played by a persona
+    assert "SFT examples" in (run / "report.md").read_text()
+
+    again = simulate(cfg)
+    assert again.cached_shards == 2 and again.counts == first.counts
+
+
+def test_killed_run_resumes_with_finished_shards_cached(tmp_path, small):
+    cmd = [sys.executable, "-m", "core.cli", "simulate", *(a for s in small for a in ("--set", s)),
+           "--set", "n_tasks=6", "--set", f"runs_dir={tmp_path}", "--set", f"personas.runs_dir={tmp_path}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "first.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while "shard 0:" not in log.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert "shard 0:" in log.read_text(), log.read_text()[-2000:]
+
+    resumed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert 1 <= _cached_shards(resumed.stdout) < 3  # shard 0 (at least) was read back, not redone
+
+    other = tmp_path / "other-state"  # an uninterrupted run with its own, empty result store
+    uninterrupted_env = {**env, "PREFECT_HOME": str(other / "prefect"), "PREFECT_LOCAL_STORAGE_PATH": str(other / "results")}
+    fresh = subprocess.run(cmd, cwd=ROOT, env=uninterrupted_env, capture_output=True, text=True, timeout=600)
+    assert _cached_shards(fresh.stdout) == 0
+    for name in ("trees", "dialogues", "sft", "dpo"):
+        resumed_rows = datasets.load_from_disk(str(_run_folder(resumed.stdout) / name)).to_list()
+        assert resumed_rows == datasets.load_from_disk(str(_run_folder(fresh.stdout) / name)).to_list()
+
+
+def _run_folder(stdout: str) -> Path:
+    return Path(next(line for line in stdout.splitlines() if "run folder:" in line).split("run folder:")[1].strip())
+
+
+def _cached_shards(stdout: str) -> int:
+    line = next(line for line in stdout.splitlines() if "shards cached" in line)
+    return int(line.split()[-3])  # "shards cached  N of M"
