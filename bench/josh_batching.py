@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from core.config import ModelConfig, SamplingConfig, SimulateConfig
+from core.config import ModelConfig, SimulateConfig
 from envs.toolwoz import load_toolwoz
 from models import load_model
 from models.base import ChatModel
@@ -62,10 +62,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=6, help="ToolWOZ training tasks")
     parser.add_argument("--beam", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--batch-size", type=int, default=ModelConfig().batch_size, help="sequences decoded together")
     args = parser.parse_args()
 
     model = load_model(ModelConfig(spec=f"hf:{args.model or embedded_model_dir()}", cpu_threads=args.threads,
-                                   batch_size=64))
+                                   batch_size=args.batch_size))
     task_ids = random.Random(0).sample(load_toolwoz().splits["train"], args.tasks)
     print(f"load average before: {os.getloadavg()}")
     batched = run(model, task_ids, args.beam)

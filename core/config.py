@@ -40,7 +40,7 @@ class ModelConfig(StrictModel):
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself).")
     adapter: str | None = Field(None, description="Path to a LoRA adapter applied on top of an `hf:`/`embedded` model.")
     load_in_4bit: bool = Field(False, description="Load `hf:` weights in 4-bit NF4 via bitsandbytes.")
-    batch_size: int = Field(16, gt=0, description="Prompts per batched generate call (local models).")
+    batch_size: int = Field(64, gt=0, description="Sequences decoded together (local models; n samples count n times).")
     cpu_threads: int | None = Field(
         None, gt=0, description="torch threads on CPU (local models); 1 is fastest for tiny models on a busy machine."
     )

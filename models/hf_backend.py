@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, DynamicCache
 
 from core.config import ModelConfig, SamplingConfig
 from core.errors import ModelSpecError
@@ -23,6 +24,7 @@ class HFChatModel(ChatModel):
         self.cfg = cfg
         self.spec = cfg.spec
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.prefill_tokens = 65536 if self.device == "cuda" else 2048  # padded tokens per prefill pass
         if cfg.cpu_threads and self.device == "cpu":
             torch.set_num_threads(cfg.cpu_threads)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
@@ -65,50 +67,96 @@ class HFChatModel(ChatModel):
     def generate(
         self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1
     ) -> list[list[Generation]]:
+        """Prefill each distinct prompt once, then decode every sequence of the call in one batch.
+
+        On a CPU, prefill is most of the cost and a left-padded batch wastes it on padding,
+        while decoding gains most from batching. So prompts are prefilled in small groups of
+        similar length (`prefill_tokens` padded tokens at most), duplicate prompts (JOSH
+        siblings, n samples) share one prefill, and all sequences decode together.
+        """
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
-        # batch_size counts sequences: n samples of a prompt are generated side by side
-        per_batch = max(1, self.cfg.batch_size // n) if sampling.temperature > 0 else self.cfg.batch_size
-        out: list[list[Generation]] = []
-        for start in range(0, len(prompts), per_batch):
-            out += self._generate_batch(prompts[start : start + per_batch], sampling, n)
-        return out
-
-    @torch.inference_mode()
-    def _generate_batch(
-        self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int
-    ) -> list[list[Generation]]:
         room = self._context_length() - sampling.max_new_tokens
         chats = [self._fit([{"role": m.role, "content": m.content} for m in p], room) for p in prompts]
-        enc = self.tokenizer.apply_chat_template(
-            chats, add_generation_prompt=True, padding=True, return_tensors="pt"
-        ).to(self.device)
-        sample = sampling.temperature > 0
-        copies = n if sample else 1  # greedy gives the same text every time: decode once, copy n times
-        # top_k=0 disables transformers' default top-k 50: only temperature and top_p shape sampling, as in the APIs.
-        knobs = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0} if sample else {}
-        seqs = self.model.generate(
-            **enc,
-            do_sample=sample,
-            num_return_sequences=copies,
-            max_new_tokens=sampling.max_new_tokens,
-            pad_token_id=self.tokenizer.pad_token_id,
-            **knobs,
-        )
-        prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
-        completions = seqs[:, enc["input_ids"].shape[1] :].tolist()
-        out = []
-        for i, n_prompt in enumerate(prompt_tokens):
-            gens = [self._generation(ids, n_prompt) for ids in completions[i * copies : (i + 1) * copies]]
-            out.append(gens * (n // copies))
-        return out
+        distinct: dict[str, int] = {}
+        ids: list[list[int]] = []
+        for chat in chats:
+            if json.dumps(chat) not in distinct:
+                distinct[json.dumps(chat)] = len(ids)
+                ids.append(self._ids(chat))
+        copies = n if sampling.temperature > 0 else 1  # greedy gives the same text every time: decode once
+        rows = [distinct[json.dumps(chat)] for chat in chats for _ in range(copies)]
+        texts: list[Generation] = []
+        for start in range(0, len(rows), self.cfg.batch_size):
+            texts += self._decode(ids, rows[start : start + self.cfg.batch_size], sampling)
+        return [[texts[i * copies + k % copies] for k in range(n)] for i in range(len(chats))]
+
+    @torch.inference_mode()
+    def _decode(self, prompts: list[list[int]], rows: list[int], sampling: SamplingConfig) -> list[Generation]:
+        """Generations for `rows` (indices into `prompts`, repeats allowed), decoded as one batch.
+
+        Each prompt but its last token is prefilled apart from the others; the caches are
+        left-padded into one batch, which then decodes a token per step, and a sequence that
+        ends leaves the batch (the others no longer wait on it or carry its cache).
+        """
+        needed = sorted(set(rows), key=lambda i: len(prompts[i]))
+        prefilled: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        group: list[int] = []
+        for i in [*needed, None]:
+            if group and (i is None or len(prompts[i]) * (len(group) + 1) > self.prefill_tokens):
+                prefilled.update(self._prefill({j: prompts[j][:-1] for j in group}))
+                group = []
+            if i is not None:
+                group.append(i)
+        width = max(len(prompts[i]) for i in rows)
+        cache = DynamicCache()
+        for layer in range(self.model.config.num_hidden_layers):
+            cache.update(torch.cat([_left_pad(prefilled[i][0][layer], width - 1) for i in rows]),
+                         torch.cat([_left_pad(prefilled[i][1][layer], width - 1) for i in rows]), layer)
+        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in rows], device=self.device)
+        position = torch.tensor([len(prompts[i]) - 1 for i in rows], device=self.device)
+        tokens = torch.tensor([prompts[i][-1] for i in rows], device=self.device)  # not in the cache yet
+        eos = torch.tensor(sorted(self.eos_ids), device=self.device)
+        active, out = list(range(len(rows))), [[] for _ in rows]
+        for _ in range(sampling.max_new_tokens):
+            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
+                                past_key_values=cache, use_cache=True).logits[:, -1].float()
+            tokens = _pick(logits, sampling)
+            for row, token in zip(active, tokens.tolist()):
+                out[row].append(token)
+            going = ~torch.isin(tokens, eos)
+            if not going.any():
+                break
+            if not going.all():  # finished rows leave the batch: the rest stop paying for them
+                keep = going.nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                tokens, mask, position = tokens[keep], mask[keep], position[keep]
+                active = [active[k] for k in keep.tolist()]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            position = position + 1
+        return [self._generation(ids, len(prompts[i])) for ids, i in zip(out, rows)]
+
+    def _prefill(self, group: dict[int, list[int]]) -> dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]]:
+        """One padded forward pass over a few token lists of similar length: each one's cache, padding cut off."""
+        width = max(len(x) for x in group.values())
+        ids = torch.tensor([[self.tokenizer.pad_token_id] * (width - len(x)) + x for x in group.values()], device=self.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in group.values()], device=self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        layers = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            logits_to_keep=1).past_key_values.layers
+        return {i: ([layer.keys[row : row + 1, :, width - len(x) :] for layer in layers],
+                    [layer.values[row : row + 1, :, width - len(x) :] for layer in layers])
+                for row, (i, x) in enumerate(group.items())}
 
     def _context_length(self) -> int:
         return getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
 
+    def _ids(self, chat: list[dict[str, str]]) -> list[int]:
+        return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False)
+
     def _fit(self, chat: list[dict[str, str]], room: int) -> list[dict[str, str]]:
         """Drop the oldest turns after the system prompt until the prompt fits the context window."""
-        while len(chat) > 2 and len(self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False)) > room:
+        while len(chat) > 2 and len(self._ids(chat)) > room:
             chat = chat[:1] + chat[2:] if chat[0]["role"] == "system" else chat[1:]
         return chat
 
@@ -126,3 +174,21 @@ class HFChatModel(ChatModel):
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:
+    """[1, heads, length, dim] -> [1, heads, width, dim], zeros in front (masked out by the attention mask)."""
+    return torch.nn.functional.pad(states, (0, 0, width - states.shape[2], 0))
+
+
+
+def _pick(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    """Greedy, or temperature + nucleus sampling (no top-k, as in the chat APIs)."""
+    if sampling.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > sampling.top_p  # the most likely token always stays
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+    return torch.multinomial(probs, 1).squeeze(-1)

@@ -99,6 +99,26 @@ def test_greedy_is_deterministic_and_batch_invariant(model):
     assert texts(model.generate(PROMPTS, GREEDY)) == [[t] for t in alone]
 
 
+def test_greedy_decoding_matches_transformers_generate(model_dir):
+    """The backend's own prefill + batched decode loop gives what `model.generate` gives, prompt by prompt."""
+    ours = load_model(ModelConfig(spec=f"hf:{model_dir}", batch_size=8))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    twice = PROMPTS + PROMPTS[:1]  # a repeated prompt is prefilled once and decoded twice
+    for prompt, (gen,) in zip(twice, ours.generate(twice, GREEDY)):
+        enc = tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in prompt],
+                                            add_generation_prompt=True, return_tensors="pt")
+        out = reference.generate(**enc, do_sample=False, max_new_tokens=GREEDY.max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id)
+        assert gen.text == tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    ours.close()
+
+
+def test_nucleus_sampling_with_a_tiny_top_p_is_greedy(model):
+    nucleus = SamplingConfig(temperature=1.0, top_p=1e-6, max_new_tokens=12, seed=3)
+    assert texts(model.generate(PROMPTS, nucleus)) == texts(model.generate(PROMPTS, GREEDY))
+
+
 def test_seeded_sampling_is_reproducible(model):
     def sample(seed: int) -> list[list[str]]:
         sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=8, seed=seed)
