@@ -41,6 +41,9 @@ class ModelConfig(StrictModel):
     adapter: str | None = Field(None, description="Path to a LoRA adapter applied on top of an `hf:`/`embedded` model.")
     load_in_4bit: bool = Field(False, description="Load `hf:` weights in 4-bit NF4 via bitsandbytes.")
     batch_size: int = Field(64, gt=0, description="Sequences decoded together (local models; n samples count n times).")
+    prefix_cache_mb: int = Field(
+        1024, ge=0, description="Attention states of recent prompts kept for reuse by prompts extending them (local models); 0 = off."
+    )
     cpu_threads: int | None = Field(
         None, gt=0, description="torch threads on CPU (local models); 1 is fastest for tiny models on a busy machine."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class HFChatModel(ChatModel):
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos) if isinstance(eos, list) else {eos}
+        self.prefixes = PrefixCache(cfg.prefix_cache_mb * 2**20, self.eos_ids)
 
     def generate(
         self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1
@@ -72,7 +74,8 @@ class HFChatModel(ChatModel):
         On a CPU, prefill is most of the cost and a left-padded batch wastes it on padding,
         while decoding gains most from batching. So prompts are prefilled in small groups of
         similar length (`prefill_tokens` padded tokens at most), duplicate prompts (JOSH
-        siblings, n samples) share one prefill, and all sequences decode together.
+        siblings, n samples) share one prefill, a prompt that extends one seen recently only
+        computes its new tokens (`PrefixCache`), and all sequences decode together.
         """
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -99,15 +102,19 @@ class HFChatModel(ChatModel):
         left-padded into one batch, which then decodes a token per step, and a sequence that
         ends leaves the batch (the others no longer wait on it or carry its cache).
         """
-        needed = sorted(set(rows), key=lambda i: len(prompts[i]))
         prefilled: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
         group: list[int] = []
-        for i in [*needed, None]:
+        for i in [*sorted(set(rows), key=lambda i: len(prompts[i])), None]:
+            if i is not None and (hit := self.prefixes.longest(prompts[i][:-1])):
+                prefilled[i] = self._extend(prompts[i][:-1], *hit)
+                continue
             if group and (i is None or len(prompts[i]) * (len(group) + 1) > self.prefill_tokens):
                 prefilled.update(self._prefill({j: prompts[j][:-1] for j in group}))
                 group = []
             if i is not None:
                 group.append(i)
+        for i, states in prefilled.items():
+            self.prefixes.store(prompts[i][:-1], states)
         width = max(len(prompts[i]) for i in rows)
         cache = DynamicCache()
         for layer in range(self.model.config.num_hidden_layers):
@@ -144,9 +151,21 @@ class HFChatModel(ChatModel):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         layers = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                             logits_to_keep=1).past_key_values.layers
-        return {i: ([layer.keys[row : row + 1, :, width - len(x) :] for layer in layers],
-                    [layer.values[row : row + 1, :, width - len(x) :] for layer in layers])
+        return {i: ([layer.keys[row : row + 1, :, width - len(x) :].clone() for layer in layers],
+                    [layer.values[row : row + 1, :, width - len(x) :].clone() for layer in layers])
                 for row, (i, x) in enumerate(group.items())}
+
+    def _extend(self, ids: list[int], length: int, keys: list[torch.Tensor], values: list[torch.Tensor]):
+        """The states of `ids` from the cached states of its first `length` tokens: only the rest is computed."""
+        if length == len(ids):
+            return keys, values
+        cache = DynamicCache()
+        for layer, (k, v) in enumerate(zip(keys, values)):
+            cache.update(k, v, layer)
+        rest = torch.tensor([ids[length:]], device=self.device)
+        positions = torch.arange(length, len(ids), device=self.device)[None, :]
+        self.model(input_ids=rest, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
 
     def _context_length(self) -> int:
         return getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
@@ -176,10 +195,48 @@ class HFChatModel(ChatModel):
             torch.cuda.empty_cache()
 
 
+class PrefixCache:
+    """Attention states of recently prefilled prompts, reused by prompts that start with one.
+
+    A conversation's next prompt is the last one plus a few messages, and JOSH siblings share
+    everything before their turn, so most of a prompt was usually computed already. Lookups
+    are by whole messages (a prefix ending in an end-of-message token); least recently used
+    entries are dropped beyond `max_bytes`.
+    """
+
+    def __init__(self, max_bytes: int, boundaries: set[int]):
+        self.max_bytes, self.boundaries = max_bytes, boundaries
+        self.entries: OrderedDict[tuple[int, ...], tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
+        self.bytes = 0
+        self.reused_tokens = 0
+
+    def longest(self, ids: list[int]) -> tuple[int, list[torch.Tensor], list[torch.Tensor]] | None:
+        ends = {len(ids), *(k + 1 for k, t in enumerate(ids) if t in self.boundaries)}
+        for end in sorted(ends, reverse=True):
+            key = tuple(ids[:end])
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                self.reused_tokens += end
+                return end, *self.entries[key]
+        return None
+
+    def store(self, ids: list[int], states: tuple[list[torch.Tensor], list[torch.Tensor]]) -> None:
+        key, size = tuple(ids), _size(states)
+        if key in self.entries or size > self.max_bytes:
+            return
+        self.entries[key] = states
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            self.bytes -= _size(self.entries.popitem(last=False)[1])
+
+
+def _size(states: tuple[list[torch.Tensor], list[torch.Tensor]]) -> int:
+    return sum(t.numel() * t.element_size() for part in states for t in part)
+
+
 def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:
     """[1, heads, length, dim] -> [1, heads, width, dim], zeros in front (masked out by the attention mask)."""
     return torch.nn.functional.pad(states, (0, 0, width - states.shape[2], 0))
-
 
 
 def _pick(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:

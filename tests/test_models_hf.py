@@ -114,6 +114,19 @@ def test_greedy_decoding_matches_transformers_generate(model_dir):
     ours.close()
 
 
+def test_a_prompt_extending_an_earlier_one_reuses_its_states_and_decodes_the_same(model_dir):
+    cached = load_model(ModelConfig(spec=f"hf:{model_dir}"))
+    fresh = load_model(ModelConfig(spec=f"hf:{model_dir}", prefix_cache_mb=0))
+    first = PROMPTS[1]
+    longer = [*first, Message(role="assistant", content="Which night?"), Message(role="user", content="Friday, two people.")]
+    cached.generate([first], GREEDY)
+    assert cached.prefixes.reused_tokens == 0
+    assert texts(cached.generate([longer], GREEDY)) == texts(fresh.generate([longer], GREEDY))
+    assert cached.prefixes.reused_tokens > 20 and fresh.prefixes.reused_tokens == 0 and fresh.prefixes.entries == {}
+    cached.close()
+    fresh.close()
+
+
 def test_nucleus_sampling_with_a_tiny_top_p_is_greedy(model):
     nucleus = SamplingConfig(temperature=1.0, top_p=1e-6, max_new_tokens=12, seed=3)
     assert texts(model.generate(PROMPTS, nucleus)) == texts(model.generate(PROMPTS, GREEDY))
