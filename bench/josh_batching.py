@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="model dir (default: the embedded model)")
     parser.add_argument("--tasks", type=int, default=6, help="ToolWOZ training tasks")
     parser.add_argument("--beam", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--batch-size", type=int, default=ModelConfig().batch_size, help="sequences decoded together")
     args = parser.parse_args()
 
@@ -70,6 +70,7 @@ def main() -> None:
     task_ids = random.Random(0).sample(load_toolwoz().splits["train"], args.tasks)
     print(f"load average before: {os.getloadavg()}")
     batched = run(model, task_ids, args.beam)
+    model.prefixes.clear()  # the baseline must not reuse the batched run's prompts
     per_leaf = run(OneCallPerLeaf(model), task_ids, args.beam)
     print(f"load average after: {os.getloadavg()}")
     for name, r in (("batched leaves", batched), ("one call per leaf", per_leaf)):

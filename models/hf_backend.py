@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gc
-import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 from core.config import ModelConfig, SamplingConfig
 from core.errors import ModelSpecError
@@ -80,19 +80,14 @@ class HFChatModel(ChatModel):
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         room = self._context_length() - sampling.max_new_tokens
-        chats = [self._fit([{"role": m.role, "content": m.content} for m in p], room) for p in prompts]
-        distinct: dict[str, int] = {}
-        ids: list[list[int]] = []
-        for chat in chats:
-            if json.dumps(chat) not in distinct:
-                distinct[json.dumps(chat)] = len(ids)
-                ids.append(self._ids(chat))
+        fitted = [self._fit([{"role": m.role, "content": m.content} for m in p], room) for p in prompts]
+        distinct = {ids: k for k, ids in enumerate(dict.fromkeys(fitted))}
         copies = n if sampling.temperature > 0 else 1  # greedy gives the same text every time: decode once
-        rows = [distinct[json.dumps(chat)] for chat in chats for _ in range(copies)]
+        rows = [distinct[ids] for ids in fitted for _ in range(copies)]
         texts: list[Generation] = []
         for start in range(0, len(rows), self.cfg.batch_size):
-            texts += self._decode(ids, rows[start : start + self.cfg.batch_size], sampling)
-        return [[texts[i * copies + k % copies] for k in range(n)] for i in range(len(chats))]
+            texts += self._decode([list(ids) for ids in distinct], rows[start : start + self.cfg.batch_size], sampling)
+        return [[texts[i * copies + k % copies] for k in range(n)] for i in range(len(prompts))]
 
     @torch.inference_mode()
     def _decode(self, prompts: list[list[int]], rows: list[int], sampling: SamplingConfig) -> list[Generation]:
@@ -116,29 +111,34 @@ class HFChatModel(ChatModel):
         for i, states in prefilled.items():
             self.prefixes.store(prompts[i][:-1], states)
         width = max(len(prompts[i]) for i in rows)
-        cache = DynamicCache()
-        for layer in range(self.model.config.num_hidden_layers):
-            cache.update(torch.cat([_left_pad(prefilled[i][0][layer], width - 1) for i in rows]),
-                         torch.cat([_left_pad(prefilled[i][1][layer], width - 1) for i in rows]), layer)
+        cache = Cache(layers=[
+            _PreallocatedLayer([prefilled[i][0][layer] for i in rows], [prefilled[i][1][layer] for i in rows],
+                               width - 1, sampling.max_new_tokens)
+            for layer in range(self.model.config.num_hidden_layers)
+        ])
         mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in rows], device=self.device)
         position = torch.tensor([len(prompts[i]) - 1 for i in rows], device=self.device)
         tokens = torch.tensor([prompts[i][-1] for i in rows], device=self.device)  # not in the cache yet
         eos = torch.tensor(sorted(self.eos_ids), device=self.device)
-        active, out = list(range(len(rows))), [[] for _ in rows]
+        batch: list[int | None] = list(range(len(rows)))  # the row at each batch position; None once finished
+        out: list[list[int]] = [[] for _ in rows]
         for _ in range(sampling.max_new_tokens):
             logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
                                 past_key_values=cache, use_cache=True).logits[:, -1].float()
             tokens = _pick(logits, sampling)
-            for row, token in zip(active, tokens.tolist()):
-                out[row].append(token)
-            going = ~torch.isin(tokens, eos)
-            if not going.any():
+            ended = torch.isin(tokens, eos).tolist()
+            for k, (row, token) in enumerate(zip(batch, tokens.tolist())):
+                if row is not None:
+                    out[row].append(token)
+                    batch[k] = None if ended[k] else row
+            finished = batch.count(None)
+            if finished == len(batch):
                 break
-            if not going.all():  # finished rows leave the batch: the rest stop paying for them
-                keep = going.nonzero().squeeze(1)
+            if finished * 4 >= len(batch):  # finished rows leave the batch, a quarter at a time (each exit copies the cache)
+                keep = torch.tensor([k for k, row in enumerate(batch) if row is not None], device=self.device)
                 cache.batch_select_indices(keep)
                 tokens, mask, position = tokens[keep], mask[keep], position[keep]
-                active = [active[k] for k in keep.tolist()]
+                batch = [row for row in batch if row is not None]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             position = position + 1
         return [self._generation(ids, len(prompts[i])) for ids, i in zip(out, rows)]
@@ -170,14 +170,33 @@ class HFChatModel(ChatModel):
     def _context_length(self) -> int:
         return getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
 
-    def _ids(self, chat: list[dict[str, str]]) -> list[int]:
-        return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False)
+    def _ids(self, chat: list[dict[str, str]]) -> tuple[int, ...]:
+        return tuple(self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False))
 
-    def _fit(self, chat: list[dict[str, str]], room: int) -> list[dict[str, str]]:
-        """Drop the oldest turns after the system prompt until the prompt fits the context window."""
-        while len(chat) > 2 and len(self._ids(chat)) > room:
-            chat = chat[:1] + chat[2:] if chat[0]["role"] == "system" else chat[1:]
-        return chat
+    def _fit(self, chat: list[dict[str, str]], room: int) -> tuple[int, ...]:
+        """The prompt's token ids; when they exceed `room`, the oldest turns after the system prompt go.
+
+        Turns go until the prompt fills at most half the room, as a training window carries
+        at most half a window of earlier turns (and llama.cpp shifts its context by half): the
+        conversation's next prompts then extend this one and reuse its states (`PrefixCache`)
+        rather than each dropping one more turn and being computed from scratch.
+        """
+        ids = self._ids(chat)
+        if len(ids) <= room:
+            return ids
+        head = chat[:1] if chat[0]["role"] == "system" else []
+        for limit in (room // 2, room):
+            low, high = len(head), len(chat) - 1  # keep chat[start:]; the last message always stays
+            while low < high:  # the first start whose prompt fits: fewer turns, fewer tokens
+                start = (low + high) // 2
+                if len(self._ids(head + chat[start:])) <= limit:
+                    high = start
+                else:
+                    low = start + 1
+            ids = self._ids(head + chat[low:])
+            if len(ids) <= limit:
+                return ids
+        return ids
 
     def _generation(self, ids: list[int], prompt_tokens: int) -> Generation:
         """Cut at the first eos (kept in the count, as the model did produce it); the rest is padding."""
@@ -207,6 +226,10 @@ class PrefixCache:
     def __init__(self, max_bytes: int, boundaries: set[int]):
         self.max_bytes, self.boundaries = max_bytes, boundaries
         self.entries: OrderedDict[tuple[int, ...], tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
+        self.clear()
+
+    def clear(self) -> None:
+        self.entries.clear()
         self.bytes = 0
         self.reused_tokens = 0
 
@@ -234,9 +257,50 @@ def _size(states: tuple[list[torch.Tensor], list[torch.Tensor]]) -> int:
     return sum(t.numel() * t.element_size() for part in states for t in part)
 
 
-def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:
-    """[1, heads, length, dim] -> [1, heads, width, dim], zeros in front (masked out by the attention mask)."""
-    return torch.nn.functional.pad(states, (0, 0, width - states.shape[2], 0))
+class _PreallocatedLayer(DynamicLayer):
+    """One layer's decode-batch cache, in a buffer with room for every token still to come.
+
+    The stock layer concatenates each step's states onto the cache, copying all of it every
+    step: with a large batch on a CPU that copy costs more than the model. Here each row's
+    prompt states sit right-aligned at `width` (zeros in front, masked out by the attention
+    mask), new tokens are written in place and attention reads a view.
+    """
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], width: int, room: int):
+        super().__init__()
+        self.lazy_initialization(keys[0], values[0])
+        self._keys, self._values = (_right_aligned(states, width + room, width) for states in (keys, values))
+        self.length = width
+        self._expose()
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        end = self.length + key_states.shape[-2]
+        self._keys[:, :, self.length : end] = key_states
+        self._values[:, :, self.length : end] = value_states
+        self.length = end
+        self._expose()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._keys, self._values = self._keys[indices], self._values[indices]
+        self._expose()
+
+    def _expose(self) -> None:
+        self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
+
+
+def _right_aligned(states: list[torch.Tensor], capacity: int, width: int) -> torch.Tensor:
+    """[1, heads, length_i, dim] per row -> [rows, heads, capacity, dim], each row ending at `width`.
+
+    The padding in front is zeroed (masked scores still multiply it); what follows `width` is
+    written before it is read.
+    """
+    heads, dim = states[0].shape[1], states[0].shape[3]
+    out = states[0].new_empty(len(states), heads, capacity, dim)
+    for row, s in enumerate(states):
+        out[row, :, : width - s.shape[2]] = 0
+        out[row, :, width - s.shape[2] : width] = s[0]
+    return out
 
 
 def _pick(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
