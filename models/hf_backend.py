@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from itertools import accumulate
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,27 +177,26 @@ class HFChatModel(ChatModel):
     def _fit(self, chat: list[dict[str, str]], room: int) -> tuple[int, ...]:
         """The prompt's token ids; when they exceed `room`, the oldest turns after the system prompt go.
 
-        Turns go until the prompt fills at most half the room, as a training window carries
-        at most half a window of earlier turns (and llama.cpp shifts its context by half): the
-        conversation's next prompts then extend this one and reuse its states (`PrefixCache`)
-        rather than each dropping one more turn and being computed from scratch.
+        Turns go in steps of half the room the system prompt leaves, counted from the start of
+        the conversation: a training window carries at most half a window of earlier turns,
+        and the conversation's next prompts start at the same turn, so they extend this one
+        and reuse its states (`PrefixCache`) until the context is full again. Dropping one
+        turn at a time would start each prompt at a new turn and compute it from scratch.
         """
         ids = self._ids(chat)
         if len(ids) <= room:
             return ids
-        head = chat[:1] if chat[0]["role"] == "system" else []
-        for limit in (room // 2, room):
-            low, high = len(head), len(chat) - 1  # keep chat[start:]; the last message always stays
-            while low < high:  # the first start whose prompt fits: fewer turns, fewer tokens
-                start = (low + high) // 2
-                if len(self._ids(head + chat[start:])) <= limit:
-                    high = start
-                else:
-                    low = start + 1
-            ids = self._ids(head + chat[low:])
-            if len(ids) <= limit:
+        head, body = (chat[:1], chat[1:]) if chat[0]["role"] == "system" else ([], chat)
+        step = max(1, (room - len(self._ids(head))) // 2)
+        sizes = [len(x) for x in self.tokenizer([m["content"] for m in body], add_special_tokens=False)["input_ids"]]
+        starts = [0, *accumulate(sizes)][:-1]  # where each turn starts, in tokens
+        cut = step
+        while True:  # the last turn always stays
+            first = next((k for k, offset in enumerate(starts) if offset >= cut), len(body) - 1)
+            ids = self._ids(head + body[first:])
+            if len(ids) <= room or first == len(body) - 1:
                 return ids
-        return ids
+            cut += step
 
     def _generation(self, ids: list[int], prompt_tokens: int) -> Generation:
         """Cut at the first eos (kept in the count, as the model did produce it); the rest is padding."""

@@ -127,6 +127,25 @@ def test_a_prompt_extending_an_earlier_one_reuses_its_states_and_decodes_the_sam
     fresh.close()
 
 
+def test_a_conversation_longer_than_the_context_drops_old_turns_and_its_next_turns_reuse_the_rest(tmp_path):
+    """Cut in half-context steps: the system prompt and latest turns stay, and the next turns extend the cut prompt."""
+    small = load_model(ModelConfig(spec=f"hf:{build_random_model(tmp_path, max_position_embeddings=256)}"))
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=16)
+    room = 256 - sampling.max_new_tokens
+    system = Message(role="system", content="You are a booking agent.")
+    turns = [Message(role="user" if k % 2 == 0 else "assistant", content=f"turn {k}: a table for {k} people")
+             for k in range(40)]
+    (gen,), = small.generate([[system, *turns]], sampling)
+    assert room // 3 < gen.prompt_tokens <= room
+    kept = small.tokenizer.decode(small._fit([{"role": m.role, "content": m.content} for m in [system, *turns]], room))
+    assert kept.startswith("<|system|>You are a booking agent.") and "turn 39:" in kept and "turn 0:" not in kept
+
+    (longer,), = small.generate([[system, *turns, Message(role="assistant", content="ok"),
+                                  Message(role="user", content="yes")]], sampling)
+    assert small.prefixes.reused_tokens >= gen.prompt_tokens - 1 and longer.prompt_tokens > gen.prompt_tokens
+    small.close()
+
+
 def test_nucleus_sampling_with_a_tiny_top_p_is_greedy(model):
     nucleus = SamplingConfig(temperature=1.0, top_p=1e-6, max_new_tokens=12, seed=3)
     assert texts(model.generate(PROMPTS, nucleus)) == texts(model.generate(PROMPTS, GREEDY))
