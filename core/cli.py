@@ -17,6 +17,7 @@ COMMANDS = {
     "bootstrap": ("train the embedded offline model on ToolWOZ's human training dialogues", None),
     "simulate": ("JOSH role-play on ToolWOZ training tasks, harvested into SFT and preference datasets", "simulate"),
     "personas": ("draw simulated-user personas and report their diversity", None),
+    "import-trees": ("turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets", None),
 }
 
 
@@ -111,15 +112,31 @@ def personas(preset: str | None, overrides: list[str]) -> None:
     print(format_table([{"metric": k, "value": str(v)} for k, v in stats.items()]))
 
 
+def import_trees(preset: str | None, overrides: list[str]) -> None:
+    from core.config import SimulateConfig, build_config
+    from envs.toolwoz.data import package_file
+
+    cfg = build_config(SimulateConfig, preset, overrides)  # only its prompt, SFT bar and folders are used
+    package_file("data/dataset.zip")
+
+    from flows.import_trees import import_josh_trees
+
+    report = import_josh_trees(cfg)
+    trees = report.counts["dialogues"]
+    print(f"\njosh-train's Llama-3 JOSH trees: {trees}, {report.full_reward} replay to full reward here")
+    print(f"  datasets: {', '.join(f'{k} ({v} rows)' for k, v in report.counts.items())}")
+    print(f"  run folder: {report.run_dir}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
     from core.errors import UserError
 
     try:
-        {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas}[args.command](
-            args.preset, args.overrides
-        )
+        commands = {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas,
+                    "import-trees": import_trees}
+        commands[args.command](args.preset, args.overrides)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

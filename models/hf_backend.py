@@ -184,9 +184,9 @@ class HFChatModel(ChatModel):
         turn at a time would start each prompt at a new turn and compute it from scratch.
         """
         ids = self._ids(chat)
-        if len(ids) <= room:
-            return ids
         head, body = (chat[:1], chat[1:]) if chat[0]["role"] == "system" else ([], chat)
+        if len(ids) <= room or len(body) < 2:  # nothing to drop: a prompt made of one long turn goes as it is
+            return ids
         step = max(1, (room - len(self._ids(head))) // 2)
         sizes = [len(x) for x in self.tokenizer([m["content"] for m in body], add_special_tokens=False)["input_ids"]]
         starts = [0, *accumulate(sizes)][:-1]  # where each turn starts, in tokens

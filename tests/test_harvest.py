@@ -19,3 +19,16 @@ def test_shipped_trees_import_into_sft_and_pairs(toolwoz):
     node = next(n for t in trees for n in t.nodes if any(m.role == "tool" for m in n.messages))
     calls = [m for m in node.messages if m.tool_calls]
     assert calls and node.messages[node.messages.index(calls[0]) + 1].role == "tool"  # APIRETURN became a tool result
+
+
+def test_import_flow_saves_the_shipped_trees_as_training_datasets(prefect_server, tmp_path, toolwoz):
+    import datasets
+
+    from core.config import SimulateConfig
+    from flows.import_trees import import_josh_trees
+
+    report = import_josh_trees(SimulateConfig(runs_dir=str(tmp_path)))
+    assert report.counts["dialogues"] == 926 and 550 < report.full_reward < 926
+    assert 0 < report.counts["sft"] <= report.full_reward and report.counts["dpo"] > 1000
+    for name in ("sft", "dpo", "kto", "trees"):
+        assert len(datasets.load_from_disk(f"{report.run_dir}/{name}")) == report.counts[name]

@@ -143,6 +143,11 @@ def test_a_conversation_longer_than_the_context_drops_old_turns_and_its_next_tur
     (longer,), = small.generate([[system, *turns, Message(role="assistant", content="ok"),
                                   Message(role="user", content="yes")]], sampling)
     assert small.prefixes.reused_tokens >= gen.prompt_tokens - 1 and longer.prompt_tokens > gen.prompt_tokens
+
+    long_system = Message(role="system", content="You are a booking agent. " * 60)  # alone longer than the room
+    for prompt in ([long_system], [long_system, turns[0]]):
+        (gen,), = small.generate([prompt], sampling)
+        assert gen.prompt_tokens > room and gen.completion_tokens > 0
     small.close()
 
 
