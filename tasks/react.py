@@ -38,7 +38,7 @@ Every reply is one PLAN followed by exactly one action, each ended by {end}:
 # Example
 customer: I need a cheap restaurant in the north.
 PLAN The customer wants a cheap restaurant in the north; I will search. {end} APICALL {{"name": "search_restaurant", "parameters": {{"pricerange": "cheap", "area": "north"}}}} {end}
-{ret} [{{"name": "royal spice", "area": "north", "pricerange": "cheap", "food": "indian"}}]
+{ret} name=royal spice, area=north, pricerange=cheap, food=indian
 PLAN I found one; I will tell the customer. {end} SPEAK Royal Spice is a cheap Indian restaurant in the north. Shall I book it? {end}
 
 # APIs
@@ -126,12 +126,43 @@ def _command_end(output: str, start: int) -> int:
     return following.start() if following else len(output)
 
 
+def show_result(content: str) -> str:
+    """A tool result as the agent reads it: JSON rows flattened to `key=value, ...`, split by ` | `.
+
+    The same facts in a third fewer tokens: context and compute saved at every later turn,
+    and more dialogues per minute when the embedded model trains. A value after `=` starts
+    a token the way it does inside a JSON string, so a name read here is copied into the
+    booking call token for token. Empty fields are left out; text that is not a JSON object
+    or list (an error) is shown as it is.
+    """
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return content
+    if isinstance(value, list) and value:
+        return " | ".join(_fields(row) for row in value)
+    return _fields(value) if isinstance(value, dict) and value else content
+
+
+def _fields(value: Any) -> str:
+    if not isinstance(value, dict):
+        return _value(value)
+    return ", ".join(f"{k}={_value(v)}" for k, v in value.items() if v not in (None, ""))
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"({_fields(value)})"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def agent_view(system: str, record: list[Message]) -> list[Message]:
-    """What the agent is prompted with: tool results shown as `APIRETURN ...` user turns, as in JOSH."""
+    """What the agent is prompted with: tool results shown as `APIRETURN ...` user turns, as in JOSH (flattened)."""
     view = [Message(role="system", content=system)]
     for m in record:
         if m.role == "tool":
-            view.append(Message(role="user", content=f"{APIRETURN} {m.content}"))
+            view.append(Message(role="user", content=f"{APIRETURN} {show_result(m.content)}"))
         else:
             view.append(Message(role=m.role, content=m.content))
     return view
+

@@ -1,7 +1,7 @@
 """The ReAct format: what the parser accepts, and the clear errors it gives otherwise."""
 
 from core.types import Message, ToolCall
-from tasks.react import agent_view, parse_action, system_prompt
+from tasks.react import agent_view, parse_action, show_result, system_prompt
 
 
 def test_call_is_parsed_and_anything_after_the_first_action_dropped():
@@ -37,6 +37,14 @@ def test_agent_view_shows_tool_results_as_apireturn_turns():
     view = agent_view("SYSTEM", record)
     assert [m.role for m in view] == ["system", "user", "assistant", "user"]
     assert view[-1].content == "APIRETURN []"
+
+
+def test_tool_results_are_shown_flat_with_every_fact_and_errors_as_they_are():
+    rows = '[{"name": "acorn guest house", "price": {"double": "75"}, "location": [52.2, 0.1], "intro": ""}, {"name": "b"}]'
+    assert show_result(rows) == "name=acorn guest house, price=(double=75), location=[52.2, 0.1] | name=b"
+    booked = '{"success": true, "return": {"reference": "59FZCVEC"}}'
+    assert show_result(booked) == "success=true, return=(reference=59FZCVEC)"
+    assert show_result("ERROR: unknown api") == "ERROR: unknown api"
 
 
 def test_prompts_list_every_tool(toolwoz):
