@@ -66,8 +66,8 @@ class BootstrapConfig(StrictModel):
     heads: int = Field(4, gt=0)
     intermediate: int = Field(512, description="MLP size (a multiple of 128, for 4-bit).")
     block_size: int = Field(512, gt=0, description="Training window and context length in tokens.")
-    batch_size: int = Field(8, gt=0)
-    lr: float = Field(3e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the budget).")
+    batch_size: int = Field(4, gt=0)
+    lr: float = Field(2e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the budget).")
     warmup_steps: int = Field(30, ge=0)
     weight_decay: float = Field(0.1, ge=0)
     seed: int = 0
