@@ -66,10 +66,17 @@ class BootstrapConfig(StrictModel):
     heads: int = Field(4, gt=0)
     intermediate: int = Field(512, description="MLP size (a multiple of 128, for 4-bit).")
     block_size: int = Field(512, gt=0, description="Training window and context length in tokens.")
+    carry_tokens: int = Field(32, ge=0, description="Context carried from one training window of a dialogue to the next.")
+    user_view_share: float = Field(
+        0.34, ge=0, le=1, description="Share of dialogues also taught from the customer's side (agent calls need the most data)."
+    )
     batch_size: int = Field(4, gt=0)
     lr: float = Field(2e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the budget).")
     warmup_steps: int = Field(30, ge=0)
     weight_decay: float = Field(0.1, ge=0)
+    bf16: bool | None = Field(
+        None, description="bfloat16 matmuls in training (weights stay float32); None = when the CPU has native bf16."
+    )
     seed: int = 0
 
     @model_validator(mode="after")

@@ -156,7 +156,7 @@ def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
 def _bootstrap(cfg: BootstrapConfig, corpus_path: Path, out: Path) -> None:
     from core.records import read_jsonl
     from envs.toolwoz import load_toolwoz
-    from models.pretrain import train_embedded
+    from models.pretrain import train_embedded, use_bf16
 
     print(
         f"Building the embedded model (first use only): ToolWOZ training dialogues, then "
@@ -166,6 +166,6 @@ def _bootstrap(cfg: BootstrapConfig, corpus_path: Path, out: Path) -> None:
     corpus = read_jsonl(corpus_path)
     report = train_embedded(corpus, load_toolwoz().tool_schemas, cfg, out)
     (out / "bootstrap.json").write_text(
-        json.dumps({"config": cfg.model_dump(), "dialogues": len(corpus), **asdict(report),
+        json.dumps({"config": cfg.model_dump(), "bf16": use_bf16(cfg), "dialogues": len(corpus), **asdict(report),
                     "tokens_per_s": report.tokens_per_s}, indent=1)
     )

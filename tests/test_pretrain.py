@@ -6,7 +6,7 @@ from core.config import BootstrapConfig, ModelConfig, SamplingConfig
 from envs.toolwoz.transcripts import human_dialogues
 from models import load_model
 from models.embedded import build_tokenizer, embedded_model_dir
-from models.pretrain import IGNORE, _collate, _loss, build_model, encode_windows, train, training_views
+from models.pretrain import IGNORE, _collate, _loss, build_model, encode_windows, train, training_set, training_views
 
 TINY = BootstrapConfig(budget_s=60, max_steps=40, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
                        intermediate=256, block_size=384, batch_size=8, lr=3e-3, warmup_steps=5)
@@ -35,9 +35,21 @@ def test_two_views_per_dialogue_agent_with_tools_user_with_goal(corpus, views):
     assert [m.role for m in user[1:3]] == ["assistant", "user"]  # roles flipped: the simulator speaks first
 
 
+def test_every_agent_view_and_a_seeded_share_of_customer_views(corpus, toolwoz):
+    def kinds(share, seed=0):
+        cfg = TINY.model_copy(update={"user_view_share": share, "seed": seed})
+        return ["agent" if "search_restaurant(" in v[0].content else "user" for v in training_set(corpus, toolwoz.tool_schemas, cfg)]
+
+    assert kinds(0.0) == ["agent"] * len(corpus)
+    assert kinds(1.0) == ["agent", "user"] * len(corpus)
+    some = kinds(0.5)
+    assert some.count("agent") == len(corpus) and 0 < some.count("user") < len(corpus)
+    assert kinds(0.5) == some != kinds(0.5, seed=1)
+
+
 def test_windows_match_the_chat_template_and_train_on_turns_not_prompt_or_tool_results(views, tokenizer):
     short = views[1][:4]
-    (ids, labels), = encode_windows(tokenizer, short, block=10_000)
+    (ids, labels), = encode_windows(tokenizer, short, block=10_000, carry=0)
     chat = [{"role": m.role, "content": m.content} for m in short]
     assert ids == tokenizer.apply_chat_template(chat, tokenize=True, return_dict=False)
     trained = tokenizer.decode([t for t, l in zip(ids, labels) if l != IGNORE])
@@ -46,20 +58,36 @@ def test_windows_match_the_chat_template_and_train_on_turns_not_prompt_or_tool_r
     call = next(i for i, m in enumerate(views[0]) if m.content.startswith("APICALL"))
     call_and_result = views[0][call : call + 2]
     assert call_and_result[1].content.startswith("APIRETURN")
-    (ids, labels), = encode_windows(tokenizer, [views[0][0], *call_and_result], block=10_000)
+    (ids, labels), = encode_windows(tokenizer, [views[0][0], *call_and_result], block=10_000, carry=0)
     trained = tokenizer.decode([t for t, l in zip(ids, labels) if l != IGNORE])
     assert trained == tokenizer.decode(tokenizer.encode(call_and_result[0].content + "<|end|>"))
 
     agent = views[0]
-    system = tokenizer.apply_chat_template([{"role": "system", "content": agent[0].content}], tokenize=True,
-                                           return_dict=False)
-    windows = encode_windows(tokenizer, agent, block=TINY.block_size)
-    assert len(windows) > 1
-    assert all(len(i) <= TINY.block_size and i[: len(system)] == system for i, _ in windows)
-    trained = sum(sum(x != IGNORE for x in labels) for _, labels in windows)
-    (whole_ids, whole_labels), = encode_windows(tokenizer, agent, block=10**6)
-    assert trained == sum(x != IGNORE for x in whole_labels)  # carried context is not trained twice
-    assert all(len(i) > len(system) + 10 for i, _ in windows[1:])  # later windows keep recent turns as context
+    system = system_ids(tokenizer, agent)
+    (whole_ids, whole_labels), = encode_windows(tokenizer, agent, block=10**6, carry=0)
+    for carry in (0, 100):
+        windows = encode_windows(tokenizer, agent, block=TINY.block_size, carry=carry)
+        assert len(windows) > 1
+        assert all(len(i) <= TINY.block_size and i[: len(system)] == system for i, _ in windows)
+        trained = sum(sum(x != IGNORE for x in labels) for _, labels in windows)
+        assert trained == sum(x != IGNORE for x in whole_labels)  # carried context is not trained twice
+        carried = _carried(windows, whole_ids, len(system))
+        assert max(carried) <= carry and (max(carried) > 10 or not carry)  # later windows keep recent turns as context
+
+
+def _carried(windows, whole, system_length):
+    """Per later window, how many of its first tokens the previous window already held (each is a slice of `whole`)."""
+    rest, end, carried = whole[system_length:], 0, []
+    for ids, _ in windows:
+        body = ids[system_length:]
+        start = next(s for s in range(max(0, end - len(body)), len(rest)) if rest[s : s + len(body)] == body)
+        carried.append(end - start)
+        end = start + len(body)
+    return carried[1:]
+
+
+def system_ids(tokenizer, view):
+    return tokenizer.apply_chat_template([{"role": "system", "content": view[0].content}], tokenize=True, return_dict=False)
 
 
 def test_too_small_a_window_is_a_config_error(corpus, toolwoz):
@@ -71,7 +99,7 @@ def test_too_small_a_window_is_a_config_error(corpus, toolwoz):
 
 
 def test_a_short_run_lowers_the_loss(views, tokenizer):  # 40 steps: ~20 s here
-    windows = [w for v in views for w in encode_windows(tokenizer, v, TINY.block_size)]
+    windows = [w for v in views for w in encode_windows(tokenizer, v, TINY.block_size, TINY.carry_tokens)]
     model = build_model(TINY, tokenizer)
     ids, labels, mask = _collate(windows[:4], tokenizer.pad_token_id)
     reference = model(input_ids=ids, attention_mask=mask, labels=labels).loss  # the library's own loss
