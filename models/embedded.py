@@ -21,6 +21,7 @@ from core.fingerprint import EMBEDDED_MODEL_CODE, code_hash, stable_hash
 from core.paths import cache_dir
 
 SPECIAL_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>", "<|pad|>"]
+JSON_VALUE, SPOKEN_VALUE = ': "', ':" '  # how a JSON string value is written, and how it is tokenized
 VOCAB_SIZE = 384  # 256 bytes + 6 special tokens + merges; a multiple of 128 so 4-bit covers lm_head dims
 
 # Each message renders as `<|role|>content<|end|>`; assistant content is marked as a generation
@@ -56,13 +57,18 @@ def build_tokenizer(max_position_embeddings: int = 2048, texts: Iterable[str] | 
     """Byte-level BPE (any text encodes, no unknown tokens) with role tokens and a chat template.
 
     Merges are learned from `texts` (default: a few in-domain lines, for the random model).
+    A JSON string value is encoded with its space moved inside the quotes (`"day":" friday"`),
+    and decoded back: a value then starts with the token a word has in speech (` friday`),
+    so a call copies the customer's words token for token instead of learning a second
+    spelling of every value.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.Replace(JSON_VALUE, SPOKEN_VALUE)
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
+    tok.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Replace(SPOKEN_VALUE, JSON_VALUE)])
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,

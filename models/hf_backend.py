@@ -178,10 +178,10 @@ class HFChatModel(ChatModel):
         """The prompt's token ids; when they exceed `room`, the oldest turns after the system prompt go.
 
         Turns go in steps of half the room the system prompt leaves, counted from the start of
-        the conversation: a training window carries at most half a window of earlier turns,
-        and the conversation's next prompts start at the same turn, so they extend this one
-        and reuse its states (`PrefixCache`) until the context is full again. Dropping one
-        turn at a time would start each prompt at a new turn and compute it from scratch.
+        the conversation, so the conversation's next prompts start at the same turn, extend
+        this one and reuse its states (`PrefixCache`) until the context is full again.
+        Dropping one turn at a time would start each prompt at a new turn and compute it
+        from scratch.
         """
         ids = self._ids(chat)
         head, body = (chat[:1], chat[1:]) if chat[0]["role"] == "system" else ([], chat)

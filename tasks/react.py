@@ -127,13 +127,13 @@ def _command_end(output: str, start: int) -> int:
 
 
 def show_result(content: str) -> str:
-    """A tool result as the agent reads it: JSON rows flattened to `key=value, ...`, split by ` | `.
+    """A tool result as the agent reads it: JSON rows flattened to `key: value, ...`, split by ` | `.
 
     The same facts in a third fewer tokens: context and compute saved at every later turn,
-    and more dialogues per minute when the embedded model trains. A value after `=` starts
-    a token the way it does inside a JSON string, so a name read here is copied into the
-    booking call token for token. Empty fields are left out; text that is not a JSON object
-    or list (an error) is shown as it is.
+    and more dialogues per minute when the embedded model trains. A value after `: ` starts
+    with a space, as a word does in speech and, through the embedded tokenizer, inside a
+    JSON call: a name read here is copied into the booking call token for token. Empty
+    fields are left out; text that is not a JSON object or list (an error) is shown as it is.
     """
     try:
         value = json.loads(content)
@@ -147,7 +147,7 @@ def show_result(content: str) -> str:
 def _fields(value: Any) -> str:
     if not isinstance(value, dict):
         return _value(value)
-    return ", ".join(f"{k}={_value(v)}" for k, v in value.items() if v not in (None, ""))
+    return ", ".join(f"{k}: {_value(v)}" for k, v in value.items() if v not in (None, ""))
 
 
 def _value(value: Any) -> str:

@@ -47,6 +47,19 @@ def test_every_agent_view_and_a_seeded_share_of_customer_views(corpus, toolwoz):
     assert kinds(0.5) == some != kinds(0.5, seed=1)
 
 
+def test_a_call_copies_the_customers_words_token_for_token_and_decodes_to_the_same_json(tokenizer):
+    call = 'APICALL {"name": "book_hotel", "parameters": {"day": "friday", "people": "3", "name": "acorn guest house"}}'
+    assert tokenizer.decode(tokenizer.encode(call)) == call
+    said = tokenizer.encode("for 3 people on friday at the acorn guest house")
+    for value in ("friday", "3", "acorn guest house"):
+        spoken = tokenizer.encode(" " + value)
+        assert _contains(tokenizer.encode(call), spoken) and _contains(said, spoken)
+
+
+def _contains(ids, part):
+    return any(ids[k : k + len(part)] == part for k in range(len(ids) - len(part) + 1))
+
+
 def test_windows_match_the_chat_template_and_train_on_turns_not_prompt_or_tool_results(views, tokenizer):
     short = views[1][:4]
     (ids, labels), = encode_windows(tokenizer, short, block=10_000, carry=0)

@@ -41,9 +41,9 @@ def test_agent_view_shows_tool_results_as_apireturn_turns():
 
 def test_tool_results_are_shown_flat_with_every_fact_and_errors_as_they_are():
     rows = '[{"name": "acorn guest house", "price": {"double": "75"}, "location": [52.2, 0.1], "intro": ""}, {"name": "b"}]'
-    assert show_result(rows) == "name=acorn guest house, price=(double=75), location=[52.2, 0.1] | name=b"
+    assert show_result(rows) == "name: acorn guest house, price: (double: 75), location: [52.2, 0.1] | name: b"
     booked = '{"success": true, "return": {"reference": "59FZCVEC"}}'
-    assert show_result(booked) == "success=true, return=(reference=59FZCVEC)"
+    assert show_result(booked) == "success: true, return: (reference: 59FZCVEC)"
     assert show_result("ERROR: unknown api") == "ERROR: unknown api"
 
 
