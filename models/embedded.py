@@ -19,6 +19,8 @@ from pathlib import Path
 from core.config import BootstrapConfig
 from core.fingerprint import EMBEDDED_MODEL_CODE, code_hash, stable_hash
 from core.paths import cache_dir
+from tasks.react import MARKERS
+from tasks.user_sim import END_MARKER
 
 SPECIAL_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>", "<|pad|>"]
 JSON_VALUE, SPOKEN_VALUE = ': "', ':" '  # how a JSON string value is written, and how it is tokenized
@@ -53,29 +55,45 @@ Thank you, that is all I need. Goodbye! END_CONVERSATION
 """
 
 
-def build_tokenizer(max_position_embeddings: int = 2048, texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE):
+def cased_words(tool_schemas: Iterable[dict] = ()) -> list[str]:
+    """What the lowercasing tokenizer keeps as written: the format's markers, API and parameter names with capitals."""
+    names = {n for t in tool_schemas for n in (t["function"]["name"], *t["function"]["parameters"]["properties"])}
+    return [*MARKERS, END_MARKER, *sorted(n for n in names if n != n.lower())]
+
+
+def build_tokenizer(
+    max_position_embeddings: int = 2048,
+    texts: Iterable[str] | None = None,
+    vocab_size: int = VOCAB_SIZE,
+    keep_case: Iterable[str] = cased_words(),
+):
     """Byte-level BPE (any text encodes, no unknown tokens) with role tokens and a chat template.
 
     Merges are learned from `texts` (default: a few in-domain lines, for the random model).
-    A JSON string value is encoded with its space moved inside the quotes (`"day":" friday"`),
-    and decoded back: a value then starts with the token a word has in speech (` friday`),
-    so a call copies the customer's words token for token instead of learning a second
-    spelling of every value.
+    Text is lowercased, except the `keep_case` words (the format's markers, API and
+    parameter names), which are whole tokens: a tiny model then copies "Saturday" or
+    "Saffron Brasserie" into a call as the same tokens the tools read in lowercase, and
+    spends no vocabulary on cased twins of words. A JSON string value is encoded with its
+    space moved inside the quotes (`"day":" friday"`), and decoded back: a value then
+    starts with the token a word has in speech (` friday`), so a call copies the
+    customer's words token for token.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    keep_case = list(dict.fromkeys(keep_case))
     tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.Replace(JSON_VALUE, SPOKEN_VALUE)
+    tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(JSON_VALUE, SPOKEN_VALUE)])
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Replace(SPOKEN_VALUE, JSON_VALUE)])
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
+        vocab_size=vocab_size - len(keep_case),
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(MERGE_TEXT.splitlines() if texts is None else texts, trainer)
+    tok.add_tokens([AddedToken(word, normalized=False) for word in keep_case])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|end|>",

@@ -208,11 +208,11 @@ def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) 
 
 def train_embedded(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: BootstrapConfig, out: Path) -> TrainReport:
     """Tokenizer, model and training from scratch; saves a standard Hugging Face model dir at `out`."""
-    from models.embedded import build_tokenizer
+    from models.embedded import build_tokenizer, cased_words
 
     views = training_set(dialogues, tool_schemas, cfg)
     texts = (m.content for view in views for m in view)
-    tokenizer = build_tokenizer(cfg.block_size, texts=texts, vocab_size=cfg.vocab_size)
+    tokenizer = build_tokenizer(cfg.block_size, texts=texts, vocab_size=cfg.vocab_size, keep_case=cased_words(tool_schemas))
     windows = [w for view in views for w in encode_windows(tokenizer, view, cfg.block_size, cfg.carry_tokens)]
     if not windows:
         raise ConfigError(f"block_size={cfg.block_size} leaves no room for a turn after the system prompts")

@@ -16,7 +16,9 @@ from core.types import Message, ToolCall
 
 END = "<COMMAND_END>"
 APIRETURN = "APIRETURN"
-_COMMAND = re.compile(r"\b(PLAN|APICALL|SPEAK)\b")
+COMMANDS = ("PLAN", "APICALL", "SPEAK")
+MARKERS = (*COMMANDS, END, APIRETURN)  # the format's own words: a model must write them exactly
+_COMMAND = re.compile(rf"\b({'|'.join(COMMANDS)})\b")
 
 PromptStyle = Literal["react", "compact"]
 

@@ -138,7 +138,8 @@ def test_a_conversation_longer_than_the_context_drops_old_turns_and_its_next_tur
     (gen,), = small.generate([[system, *turns]], sampling)
     assert room // 3 < gen.prompt_tokens <= room
     kept = small.tokenizer.decode(small._fit([{"role": m.role, "content": m.content} for m in [system, *turns]], room))
-    assert kept.startswith("<|system|>You are a booking agent.") and "turn 39:" in kept and "turn 0:" not in kept
+    assert kept.startswith("<|system|>you are a booking agent.")  # (the embedded tokenizer lowercases)
+    assert "turn 39:" in kept and "turn 0:" not in kept
 
     (longer,), = small.generate([[system, *turns, Message(role="assistant", content="ok"),
                                   Message(role="user", content="yes")]], sampling)

@@ -5,8 +5,9 @@ import pytest
 from core.config import BootstrapConfig, ModelConfig, SamplingConfig
 from envs.toolwoz.transcripts import human_dialogues
 from models import load_model
-from models.embedded import build_tokenizer, embedded_model_dir
+from models.embedded import build_tokenizer, cased_words, embedded_model_dir
 from models.pretrain import IGNORE, _collate, _loss, build_model, encode_windows, train, training_set, training_views
+from tasks.react import parse_action
 
 TINY = BootstrapConfig(budget_s=60, max_steps=40, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
                        intermediate=256, block_size=384, batch_size=8, lr=3e-3, warmup_steps=5)
@@ -23,8 +24,9 @@ def views(corpus, toolwoz):
 
 
 @pytest.fixture(scope="module")
-def tokenizer(views):
-    return build_tokenizer(TINY.block_size, texts=(m.content for v in views for m in v), vocab_size=TINY.vocab_size)
+def tokenizer(views, toolwoz):  # as train_embedded builds it
+    return build_tokenizer(TINY.block_size, texts=(m.content for v in views for m in v), vocab_size=TINY.vocab_size,
+                           keep_case=cased_words(toolwoz.tool_schemas))
 
 
 def test_two_views_per_dialogue_agent_with_tools_user_with_goal(corpus, views):
@@ -48,12 +50,15 @@ def test_every_agent_view_and_a_seeded_share_of_customer_views(corpus, toolwoz):
 
 
 def test_a_call_copies_the_customers_words_token_for_token_and_decodes_to_the_same_json(tokenizer):
-    call = 'APICALL {"name": "book_hotel", "parameters": {"day": "friday", "people": "3", "name": "acorn guest house"}}'
-    assert tokenizer.decode(tokenizer.encode(call)) == call
-    said = tokenizer.encode("for 3 people on friday at the acorn guest house")
-    for value in ("friday", "3", "acorn guest house"):
+    call = ('APICALL {"name": "search_train", "parameters": {"day": "friday", "leaveAt": "10:15", '
+            '"destination": "stansted airport"}} <COMMAND_END>')
+    assert tokenizer.decode(tokenizer.encode(call)) == call  # markers and parameter names keep their case
+    assert parse_action(tokenizer.decode(tokenizer.encode(call))).call.arguments["leaveAt"] == "10:15"
+    said = tokenizer.encode("We leave after 10:15 on Friday for Stansted Airport")
+    for value in ("friday", "10:15", "stansted airport"):
         spoken = tokenizer.encode(" " + value)
         assert _contains(tokenizer.encode(call), spoken) and _contains(said, spoken)
+    assert len(tokenizer) <= TINY.vocab_size  # the kept words fit in the model's vocabulary
 
 
 def _contains(ids, part):
