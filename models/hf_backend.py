@@ -172,7 +172,8 @@ class HFChatModel(ChatModel):
         return getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
 
     def _ids(self, chat: list[dict[str, str]]) -> tuple[int, ...]:
-        return tuple(self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False))
+        return tuple(self.tokenizer.apply_chat_template(  # may be longer than the model's context: `_fit` cuts it
+            chat, add_generation_prompt=True, tokenize=True, return_dict=False, tokenizer_kwargs={"verbose": False}))
 
     def _fit(self, chat: list[dict[str, str]], room: int) -> tuple[int, ...]:
         """The prompt's token ids; when they exceed `room`, the oldest turns after the system prompt go.

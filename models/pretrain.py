@@ -27,6 +27,7 @@ from core.types import Dialogue, Message
 from tasks import react, user_sim
 
 IGNORE = -100
+_VIEW_TOKENS = 8  # a system prompt's first tokens tell the agent's view from the customer's
 
 
 @dataclass
@@ -127,18 +128,35 @@ def build_model(cfg: BootstrapConfig, tokenizer):
 
 
 def _batches(windows, batch_size: int, rng: random.Random):
-    """Endless shuffled batches; windows of similar length go together to waste little padding."""
+    """Endless shuffled batches of windows of one view (same system prompt start) and similar length.
+
+    One view: the batch computes its shared system prompt once (`_shared_prefix`). Similar
+    length: little padding.
+    """
     while True:
         order = windows[:]
         rng.shuffle(order)
         for start in range(0, len(order), batch_size * 50):
-            chunk = sorted(order[start : start + batch_size * 50], key=lambda w: len(w[0]))
+            chunk = sorted(order[start : start + batch_size * 50], key=lambda w: (w[0][:_VIEW_TOKENS], len(w[0])))
             batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
             rng.shuffle(batches)
             yield from batches
 
 
+def _shared_prefix(batch) -> int:
+    """Leading tokens every window of the batch has in common and learns nothing from (a system prompt).
+
+    They are computed once for the whole batch: an agent view's tool list is a quarter of
+    its window.
+    """
+    rows = [ids for ids, _ in batch]
+    first_target = min(next((k for k, x in enumerate(labels) if x != IGNORE), len(labels)) for _, labels in batch)
+    common = next((k for k, column in enumerate(zip(*rows)) if len(set(column)) > 1), min(map(len, rows)))
+    return max(0, min(common, first_target - 1)) if len(batch) > 1 else 0
+
+
 def _collate(batch, pad_id: int):
+    """Padded tensors of the batch, and how many leading tokens its rows share (`_shared_prefix`)."""
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id)
     labels = torch.full((len(batch), width), IGNORE)
@@ -147,7 +165,7 @@ def _collate(batch, pad_id: int):
         ids[row, : len(i)] = torch.tensor(i)
         labels[row, : len(l)] = torch.tensor(l)
         mask[row, : len(i)] = 1
-    return ids, labels, mask
+    return ids, labels, mask, _shared_prefix(batch)
 
 
 def _lr(cfg: BootstrapConfig, step: int, progress: float) -> float:
@@ -156,10 +174,19 @@ def _lr(cfg: BootstrapConfig, step: int, progress: float) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def _loss(model, ids, labels, mask):
-    """Next-token loss, with the vocabulary projection computed at target positions only (a large share of the FLOPs)."""
-    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-    targets = labels[:, 1:]
+def _loss(model, ids, labels, mask, shared: int = 0):
+    """Next-token loss, with the vocabulary projection computed at target positions only (a large share of the FLOPs).
+
+    The first `shared` tokens, the same in every row and predicting no target, run once; the
+    rows continue from their key/value states, and gradients flow back through them.
+    """
+    past = None
+    if shared:
+        past = model.model(input_ids=ids[:1, :shared], use_cache=True).past_key_values
+        past.batch_repeat_interleave(ids.shape[0])
+    out = model.model(input_ids=ids[:, shared:], attention_mask=mask, past_key_values=past, use_cache=False)
+    hidden = out.last_hidden_state[:, :-1]
+    targets = labels[:, shared + 1 :]
     keep = targets != IGNORE
     return torch.nn.functional.cross_entropy(model.lm_head(hidden[keep]).float(), targets[keep])
 
@@ -183,9 +210,9 @@ def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) 
             break
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, report.steps, elapsed / cfg.budget_s)
-        ids, labels, mask = _collate(batch, tokenizer.pad_token_id)
+        ids, labels, mask, shared = _collate(batch, tokenizer.pad_token_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = _loss(model, ids, labels, mask)
+            loss = _loss(model, ids, labels, mask, shared)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,6 +1,7 @@
 """Training the embedded model: windows the model really sees, a short run that learns, a loadable result."""
 
 import pytest
+import torch
 
 from core.config import BootstrapConfig, ModelConfig, SamplingConfig
 from envs.toolwoz.transcripts import human_dialogues
@@ -116,13 +117,28 @@ def test_too_small_a_window_is_a_config_error(corpus, toolwoz):
         train_embedded(corpus[:2], toolwoz.tool_schemas, TINY.model_copy(update={"block_size": 128}), None)
 
 
+def test_a_batch_computes_its_shared_system_prompt_once_with_the_librarys_loss_and_gradients(views, tokenizer):
+    agent_windows = [w for v in views[::2] for w in encode_windows(tokenizer, v, TINY.block_size, TINY.carry_tokens)]
+    system = tokenizer.apply_chat_template([{"role": "system", "content": views[0][0].content}], tokenize=True,
+                                           return_dict=False)
+    model = build_model(TINY, tokenizer)
+    for batch, expect_shared in ((agent_windows[:4], len(system)), ([agent_windows[0]], 0)):
+        ids, labels, mask, shared = _collate(batch, tokenizer.pad_token_id)
+        assert shared == expect_shared
+        reference = model(input_ids=ids, attention_mask=mask, labels=labels).loss  # the library's own loss
+        reference.backward()
+        expected = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        loss = _loss(model, ids, labels, mask, shared)
+        loss.backward()
+        assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+        assert all(torch.allclose(p.grad, g, atol=1e-6) for p, g in zip(model.parameters(), expected))
+        model.zero_grad()
+
+
 def test_a_short_run_lowers_the_loss(views, tokenizer):  # 40 steps: ~20 s here
     windows = [w for v in views for w in encode_windows(tokenizer, v, TINY.block_size, TINY.carry_tokens)]
-    model = build_model(TINY, tokenizer)
-    ids, labels, mask = _collate(windows[:4], tokenizer.pad_token_id)
-    reference = model(input_ids=ids, attention_mask=mask, labels=labels).loss  # the library's own loss
-    assert _loss(model, ids, labels, mask).item() == pytest.approx(reference.item(), rel=1e-5)
-    report = train(model, tokenizer, windows, TINY, log_every=5)
+    report = train(build_model(TINY, tokenizer), tokenizer, windows, TINY, log_every=5)
     assert report.steps == TINY.max_steps and len(report.losses) >= 3 and report.tokens > 0
     assert report.losses[-1] < report.losses[0] - 1.0
 
