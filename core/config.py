@@ -57,7 +57,13 @@ class ModelConfig(StrictModel):
 class BootstrapConfig(StrictModel):
     """The embedded model: a tiny Llama trained from scratch on ToolWOZ's human training dialogues."""
 
-    budget_s: float = Field(600.0, gt=0, description="Wall-clock training budget in seconds.")
+    budget_tokens: int = Field(
+        8_000_000, gt=0,
+        description="Training budget in tokens processed (context + targets, no padding); the learning rate decays over it.",
+    )
+    max_seconds: float = Field(
+        7200.0, gt=0, description="Safety cap on wall-clock training time; a build stopped by it says so in bootstrap.json."
+    )
     max_steps: int | None = Field(None, gt=0, description="Also stop after this many optimizer steps (None = budget only).")
     max_dialogues: int | None = Field(None, gt=0, description="Use only the first N training dialogues (None = all).")
     vocab_size: int = Field(4096, description="Byte-level BPE vocabulary size (a multiple of 128, for 4-bit).")
@@ -68,10 +74,11 @@ class BootstrapConfig(StrictModel):
     block_size: int = Field(512, gt=0, description="Training window and context length in tokens.")
     carry_tokens: int = Field(32, ge=0, description="Context carried from one training window of a dialogue to the next.")
     user_view_share: float = Field(
-        0.34, ge=0, le=1, description="Share of dialogues also taught from the customer's side (agent calls need the most data)."
+        0.0, ge=0, le=1,
+        description="Share of dialogues also taught from the customer's side (0: agent only; the agenda user plays the customer).",
     )
     batch_size: int = Field(4, gt=0)
-    lr: float = Field(2e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the budget).")
+    lr: float = Field(2e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the token budget).")
     warmup_steps: int = Field(30, ge=0)
     weight_decay: float = Field(0.1, ge=0)
     bf16: bool | None = Field(

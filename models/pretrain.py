@@ -6,14 +6,16 @@ examples the simulator's view (goal in the system prompt, roles flipped) for a s
 dialogues (`user_view_share`: exact calls need the most data). The loss covers every spoken
 turn and call of both parties, not the system prompt or tool results: on a CPU the forward
 pass is the cost, and each extra target token is signal for free (the same model plays the
-customer). Training stops when the wall-clock budget is spent, since on a
-shared CPU the budget, not an epoch count, is what a user can plan with.
+customer). Training stops when the token budget is spent: what the model learns depends
+on the tokens it saw, not on how fast a shared machine happened to be (a GPU spends the
+same budget in about a minute, 2 CPU cores in about 25). A wall-clock cap is only a safety.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ class TrainReport:
     tokens: int = 0  # tokens processed (context + targets, no padding)
     seconds: float = 0.0
     losses: list[float] = field(default_factory=list)  # mean loss per logging interval
+    stopped_by: str = ""  # "tokens" (the budget), "max_steps" or "max_seconds" (the safety cap: undertrained)
 
     @property
     def tokens_per_s(self) -> float:
@@ -191,45 +194,67 @@ def _loss(model, ids, labels, mask, shared: int = 0):
     return torch.nn.functional.cross_entropy(model.lm_head(hidden[keep]).float(), targets[keep])
 
 
-def use_bf16(cfg: BootstrapConfig) -> bool:
-    """bfloat16 autocast when asked, or by default where the CPU computes it natively (1.3-1.45x tokens/s here)."""
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported() if cfg.bf16 is None else cfg.bf16
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def use_bf16(cfg: BootstrapConfig, on: str = "cpu") -> bool:
+    """bfloat16 autocast when asked, or by default where the hardware computes it natively (1.3-1.45x tokens/s here)."""
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    return torch.cuda.is_bf16_supported() if on == "cuda" else torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def _stop_reason(cfg: BootstrapConfig, report: TrainReport, elapsed: float) -> str:
+    if report.tokens >= cfg.budget_tokens:
+        return "tokens"
+    if report.steps == cfg.max_steps:
+        return "max_steps"
+    return "max_seconds" if elapsed >= cfg.max_seconds else ""
 
 
 def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) -> TrainReport:
     rng = random.Random(cfg.seed)
-    bf16 = use_bf16(cfg)
+    on = device()
+    bf16 = use_bf16(cfg, on)
+    model.to(on)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     report, recent = TrainReport(), []
     model.train()
     start = time.perf_counter()
-    bar = tqdm(total=int(cfg.budget_s), desc="training embedded model", unit="s")
+    bar = tqdm(total=cfg.budget_tokens, desc="training embedded model", unit="tok", unit_scale=True)
     for batch in _batches(windows, cfg.batch_size, rng):
         elapsed = time.perf_counter() - start
-        if elapsed >= cfg.budget_s or report.steps == cfg.max_steps:
+        report.stopped_by = _stop_reason(cfg, report, elapsed)
+        if report.stopped_by:
             break
         for group in optimizer.param_groups:
-            group["lr"] = _lr(cfg, report.steps, elapsed / cfg.budget_s)
-        ids, labels, mask, shared = _collate(batch, tokenizer.pad_token_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            group["lr"] = _lr(cfg, report.steps, report.tokens / cfg.budget_tokens)
+        *tensors, shared = _collate(batch, tokenizer.pad_token_id)
+        ids, labels, mask = (t.to(on) for t in tensors)
+        with torch.autocast(on, dtype=torch.bfloat16, enabled=bf16):
             loss = _loss(model, ids, labels, mask, shared)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        tokens = int(mask.sum())
         report.steps += 1
-        report.tokens += int(mask.sum())
+        report.tokens += tokens
         recent.append(loss.item())
         if report.steps % log_every == 0:
             report.losses.append(sum(recent) / len(recent))
             recent = []
             bar.set_postfix(loss=f"{report.losses[-1]:.3f}", tok_s=f"{report.tokens / elapsed:.0f}")
-        bar.update(int(time.perf_counter() - start) - bar.n)
+        bar.update(tokens)
     if recent:
         report.losses.append(sum(recent) / len(recent))
     bar.close()
     report.seconds = time.perf_counter() - start
-    model.eval()
+    if report.stopped_by == "max_seconds":
+        print(f"warning: the embedded model stopped at the {cfg.max_seconds:.0f} s safety cap after "
+              f"{report.tokens:,} of {cfg.budget_tokens:,} tokens; it is undertrained", file=sys.stderr)
+    model.to("cpu").eval()
     return report
 
 

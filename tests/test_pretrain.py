@@ -10,7 +10,7 @@ from models.embedded import build_tokenizer, cased_words, embedded_model_dir
 from models.pretrain import IGNORE, _collate, _loss, build_model, encode_windows, train, training_set, training_views
 from tasks.react import parse_action
 
-TINY = BootstrapConfig(budget_s=60, max_steps=40, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
+TINY = BootstrapConfig(max_steps=40, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
                        intermediate=256, block_size=384, batch_size=8, lr=3e-3, warmup_steps=5)
 
 
@@ -164,3 +164,13 @@ def views_prompt(toolwoz):
 
     return [Message(role="system", content=system_prompt(toolwoz.tool_schemas, "compact")),
             Message(role="user", content="I need a train to cambridge on monday.")]
+
+
+def test_training_stops_when_the_token_budget_is_spent(views, tokenizer):
+    windows = [w for v in views for w in encode_windows(tokenizer, v, TINY.block_size, TINY.carry_tokens)]
+    cfg = TINY.model_copy(update={"budget_tokens": 5000, "max_steps": None})
+    report = train(build_model(cfg, tokenizer), tokenizer, windows, cfg)
+    assert report.stopped_by == "tokens"
+    assert cfg.budget_tokens <= report.tokens < cfg.budget_tokens + cfg.batch_size * cfg.block_size
+    capped = train(build_model(TINY, tokenizer), tokenizer, windows, TINY.model_copy(update={"max_seconds": 1e-9}))
+    assert capped.stopped_by == "max_seconds" and capped.steps == 0
