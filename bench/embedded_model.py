@@ -1,4 +1,4 @@
-"""Benchmark: how good is the embedded model, on held-out ToolWOZ validation dialogues?
+"""Benchmark: how good is the embedded model, and the agenda user it plays against, on ToolWOZ validation?
 
 Agent side, on validation turns where the human agent made an API call (prompt = the agent's
 view of the conversation so far):
@@ -6,13 +6,17 @@ view of the conversation so far):
   - exact call match, greedy: the same API and the same non-empty arguments;
   - best-of-8 exact: at least one of 8 samples is exact;
   - spurious call rate: greedy calls on turns where the human agent only spoke.
-User side: over simulated dialogues (embedded agent vs embedded user) on validation goals,
-the share of the goal's slot values the user simulator mentions.
-Speed: training tokens/s (from the model's bootstrap.json) and generation tokens/s here.
+Agenda user, against the scripted perfect agent (ground-truth calls once their values were
+said): the share of goal values the user conveys, and success next to the oracle ceiling.
+End to end: the embedded agent (greedy) against the agenda user: success, average reward and
+per-API call accuracy (share of that API's ground-truth calls earned).
+Embedded customer (the model in the user role, no longer trained for it by default): the
+share of goal values it mentions. Speed: training tokens/s (bootstrap.json), generation tokens/s.
 
-    .venv/bin/python bench/embedded_model.py [--model DIR] [--turns 200] [--dialogues 20]
+    .venv/bin/python bench/embedded_model.py [--model DIR] [--turns 200] [--agenda-tasks 100] [--e2e-tasks 100]
 
-Targets (issue 3, 10-minute budget): >= 85% valid greedy, >= 10% exact greedy, >= 15% best-of-8.
+Targets (issue 14): the agenda user conveys >= 98% of goal values and the perfect agent's success
+is within 3 points of the oracle's; the embedded agent vs the agenda user succeeds on >= 3%.
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ from pathlib import Path
 
 from core.config import ModelConfig, SamplingConfig
 from core.types import Scenario
-from envs.toolwoz import ToolWOZEnv, load_toolwoz
-from envs.toolwoz.data import is_empty
+from collections import defaultdict
+
+from envs.toolwoz import ToolWOZEnv, load_toolwoz, oracle_reward
+from envs.toolwoz.agenda import conveyed, goal_values
+from envs.toolwoz.scripted_agent import play_scripted
 from envs.toolwoz.tools import same_call, validation_error
 from envs.toolwoz.transcripts import human_dialogues
 from models import load_model
 from models.embedded import embedded_model_dir
 from tasks.react import agent_view, parse_action, system_prompt
 from tasks.rollout import Episode, run_episodes
+from tasks.users import AgendaUser
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=96)
 SAMPLED = SamplingConfig(temperature=1.0, max_new_tokens=96, seed=0)
@@ -77,29 +85,58 @@ def spurious_calls(model, speak_turns):
     return sum(parse_action(g.text).attempted_call for g in greedy) / len(greedy)
 
 
-def goal_mentions(data, model, task_ids):
-    """Share of each goal's slot values that the simulated user says during the dialogue."""
+def _episodes(data, task_ids):
     system = system_prompt(data.tool_schemas, "compact")
-    episodes = [Episode(Scenario(domain="toolwoz", task_id=i, instruction=data.tasks[i].instruction),
-                        ToolWOZEnv(data, data.tasks[i]), system) for i in task_ids]
-    run_episodes(episodes, model, model, GREEDY, SamplingConfig(max_new_tokens=64))
-    shares, rewards = [], []
+    return [Episode(Scenario(domain="toolwoz", task_id=i, instruction=data.tasks[i].instruction),
+                    ToolWOZEnv(data, data.tasks[i]), system) for i in task_ids]
+
+
+def goal_mentions(data, model, task_ids):
+    """The embedded model playing the customer too: the share of its goals' values it says."""
+    episodes = run_episodes(_episodes(data, task_ids), model, model, GREEDY, SamplingConfig(max_new_tokens=64))
+    rewards = [e.to_dialogue().outcome.reward for e in episodes]
+    return {"embedded_customer_dialogues": len(episodes),
+            "embedded_customer_goal_values_mentioned": conveyed_share(data, episodes),
+            "embedded_customer_avg_reward": sum(rewards) / len(rewards)}
+
+
+def conveyed_share(data, episodes) -> float:
+    """Share of the goals' values (search constraints, booking details) the customer said, over all dialogues."""
+    said = [(e, " ".join(m.content for m in e.visible if m.role == "user")) for e in episodes]
+    flags = [conveyed(slot, value, text) for e, text in said for _, slot, value in goal_values(data.tasks[e.scenario.task_id])]
+    return sum(flags) / len(flags)
+
+
+def agenda_user_ceiling(data, task_ids):
+    """The agenda user against the scripted perfect agent: what it conveys, and success next to the oracle's."""
+    episodes = play_scripted(_episodes(data, task_ids), data.tasks, AgendaUser(), SamplingConfig())
+    return {"agenda_tasks": len(task_ids), "agenda_goal_values_conveyed": conveyed_share(data, episodes),
+            "perfect_agent_success": sum(e.to_dialogue().outcome.success for e in episodes) / len(episodes),
+            "oracle_success": sum(oracle_reward(data, data.tasks[i]).success for i in task_ids) / len(task_ids)}
+
+
+def end_to_end(data, model, task_ids):
+    """The embedded agent, greedy, against the agenda user: success, reward, per-API accuracy."""
+    episodes = run_episodes(_episodes(data, task_ids), model, AgendaUser(), GREEDY, SamplingConfig())
+    outcomes = [e.to_dialogue().outcome for e in episodes]
+    earned = defaultdict(list)
     for e in episodes:
-        said = " ".join(m.content.lower() for m in e.visible if m.role == "user")
-        goal = data.tasks[e.scenario.task_id].goals.values()
-        values = {str(v).lower() for g in goal for params in (g.search or {}, g.book or {})
-                  for k, v in params.items() if isinstance(v, str) and not is_empty(v)}
-        shares.append(sum(v in said for v in values) / len(values) if values else 1.0)
-        rewards.append(e.to_dialogue().outcome.reward)
-    return {"simulated_dialogues": len(episodes), "goal_values_mentioned": sum(shares) / len(shares),
-            "simulated_avg_reward": sum(rewards) / len(rewards)}
+        calls = data.tasks[e.scenario.task_id].ground_truth_calls()
+        for call, ok in zip(calls, e.env.reward().earned):
+            earned[call.name].append(ok)
+    return {"e2e_tasks": len(task_ids), "e2e_success": sum(o.success for o in outcomes) / len(outcomes),
+            "e2e_avg_reward": sum(o.reward for o in outcomes) / len(outcomes),
+            "e2e_goal_values_conveyed": conveyed_share(data, episodes),
+            **{f"e2e_accuracy_{name}": sum(v) / len(v) for name, v in sorted(earned.items())}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model dir (default: the embedded model, trained if missing)")
     parser.add_argument("--turns", type=int, default=200, help="call turns and speak turns sampled from validation")
-    parser.add_argument("--dialogues", type=int, default=20, help="simulated dialogues for the user-side figure")
+    parser.add_argument("--dialogues", type=int, default=20, help="dialogues with the embedded model as customer (0: skip)")
+    parser.add_argument("--agenda-tasks", type=int, default=100, help="validation tasks for the agenda user vs the perfect agent")
+    parser.add_argument("--e2e-tasks", type=int, default=100, help="validation tasks for the embedded agent vs the agenda user")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     args = parser.parse_args()
 
@@ -115,7 +152,10 @@ def main() -> None:
     print(f"model: {model_dir}\nload average before: {os.getloadavg()}")
     results = call_quality(data, model, call_turns)
     results["spurious_call_rate"] = spurious_calls(model, speak_turns)
-    results.update(goal_mentions(data, model, rng.sample(data.splits["val"], args.dialogues)))
+    results.update(agenda_user_ceiling(data, sorted(random.Random(0).sample(data.splits["val"], args.agenda_tasks))))
+    results.update(end_to_end(data, model, sorted(random.Random(0).sample(data.splits["val"], args.e2e_tasks))))
+    if args.dialogues:
+        results.update(goal_mentions(data, model, rng.sample(data.splits["val"], args.dialogues)))
     trained = json.loads((model_dir / "bootstrap.json").read_text()) if (model_dir / "bootstrap.json").is_file() else {}
     results["training_tokens_per_s"] = trained.get("tokens_per_s")
     results["training_tokens"] = trained.get("tokens")

@@ -44,11 +44,13 @@ def _checked(cls, preset: str | None, overrides: list[str]):
     from core.config import build_config
     from envs.toolwoz.data import package_file
     from models import check_model
+    from tasks.users import check_user
 
     cfg = build_config(cls, preset, overrides)
     package_file("data/dataset.zip")
-    for model in {cfg.agent.model_dump_json(): cfg.agent, cfg.user.model_dump_json(): cfg.user}.values():
-        check_model(model)
+    check_model(cfg.agent)
+    if cfg.user != cfg.agent:
+        check_user(cfg.user)
     return cfg
 
 

@@ -34,5 +34,6 @@ ENV_CODE = ("envs/toolwoz",)
 FORMAT_CODE = ("tasks/react.py", "tasks/user_sim.py")
 CORPUS_CODE = (*ENV_CODE, *FORMAT_CODE)
 EMBEDDED_MODEL_CODE = (*FORMAT_CODE, "models/pretrain.py", "models/embedded.py")  # plus the corpus's content
-SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/stops.py", "tasks/evaluation.py", "models", "core/types.py")
+SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/users.py", "tasks/stops.py", "tasks/evaluation.py", "models",
+                   "core/types.py")
 JOSH_CODE = (*SIMULATION_CODE, "tasks/josh.py")

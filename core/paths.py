@@ -36,6 +36,7 @@ def configure_prefect() -> None:
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a first start migrates its DB
     for key in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH"):
         Path(os.environ[key]).expanduser().mkdir(parents=True, exist_ok=True)
 

@@ -13,6 +13,7 @@ from core.config import EvalConfig
 from core.paths import new_run_dir
 from flows.bootstrap import bootstrap
 from models import model_fingerprint
+from tasks.users import user_fingerprint
 from quality.metrics import EvalReport, ceiling, evaluation_metrics
 from tasks.evaluation import (
     oracle_rewards,
@@ -30,7 +31,7 @@ def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
         bootstrap()  # trains the embedded model on first use; a cache hit afterwards
     task_ids = select_tasks(cfg.split, cfg.n_tasks, cfg.seed)
     oracle = oracle_rewards(cfg.split, return_state=True)
-    agent_fp, user_fp = model_fingerprint(cfg.agent), model_fingerprint(cfg.user)
+    agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)
     fingerprint = simulation_fingerprint(cfg, task_ids, agent_fp, user_fp)
     simulated = simulate_dialogues(cfg, task_ids, fingerprint, return_state=True)
     dialogues = simulated.result()

@@ -16,6 +16,7 @@ from core.paths import new_run_dir
 from flows.bootstrap import bootstrap
 from flows.personas import personas
 from models import model_fingerprint
+from tasks.users import user_fingerprint
 from tasks.evaluation import select_tasks
 from tasks.simulation import (
     build_scenarios,
@@ -42,7 +43,7 @@ def simulate(cfg: SimulateConfig = SimulateConfig()) -> SimulateReport:
         bootstrap()
     task_ids = select_tasks(cfg.split, cfg.n_tasks, cfg.seed)
     scenarios = build_scenarios(task_ids, personas(cfg.personas), cfg.personas_per_task, cfg.seed)
-    agent_fp, user_fp = model_fingerprint(cfg.agent), model_fingerprint(cfg.user)
+    agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)
     shards = [scenarios[i : i + cfg.shard_size] for i in range(0, len(scenarios), cfg.shard_size)]
     trees, cached = [], 0
     for index, shard in enumerate(shards):

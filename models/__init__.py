@@ -31,6 +31,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
     kind, sep, rest = spec.partition(":")
     if sep and kind in ("hf", "openai") and rest:
         return kind, rest
+    if spec == "agenda":
+        raise ModelSpecError(f"`agenda` is a user simulator, not a model: use it as user.spec; models are {VALID_SPECS}")
     raise ModelSpecError(f"unknown model spec {spec!r}; valid forms: {VALID_SPECS}")
 
 

@@ -23,9 +23,9 @@ from core.config import EvalConfig
 from core.fingerprint import ENV_CODE, SIMULATION_CODE, code_hash, stable_hash
 from core.types import Dialogue, Scenario
 from envs.toolwoz import data as toolwoz_data, load_toolwoz, oracle_reward
-from models import loaded_pair
 from quality.metrics import EvalReport
 from tasks import react, rollout
+from tasks.users import loaded_roles
 
 
 
@@ -65,7 +65,7 @@ def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -
     def report(done: int, total: int) -> None:
         update_progress_artifact(progress, 100.0 * done / total)
 
-    with loaded_pair(cfg.agent, cfg.user) as (agent, user):
+    with loaded_roles(cfg) as (agent, user):
         rollout.run_episodes(episodes, agent, user, cfg.agent_sampling, cfg.user_sampling, on_progress=report)
     return [e.to_dialogue(cfg.agent.spec, cfg.user.spec) for e in episodes]
 

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from core.config import SamplingConfig
 from core.types import JoshTree, Termination, TreeNode, Usage
 from models.base import ChatModel
-from tasks.rollout import Episode
+from tasks.rollout import Episode, take_turns
+from tasks.users import UserSimulator, as_user
 
 
 @dataclass
@@ -99,23 +100,24 @@ class Search:
 def run_josh(
     searches: list[Search],
     agent: ChatModel,
-    user: ChatModel,
+    user: UserSimulator | ChatModel,
     agent_sampling: SamplingConfig,
     user_sampling: SamplingConfig,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[JoshTree]:
     """Search all trees to the end; every round is one user call and a few agent calls, each batched over all leaves."""
+    user = as_user(user)
     bar = tqdm(total=len(searches), desc="JOSH trees", unit="tree")
     finished = 0
     while not all(s.done for s in searches):
         active = [s for s in searches if not s.done]
-        _step(user, user_sampling, [(s, leaf.episode) for s in active for leaf in s.live() if leaf.episode.waiting_for == "user"])
+        _step(agent, user, user_sampling, [(s, leaf.episode) for s in active for leaf in s.live() if leaf.episode.waiting_for == "user"])
         starts = {}
         for s in active:
             s.split()
             starts.update({id(leaf): len(leaf.episode.record) for leaf in s.live()})
         while waiting := [(s, leaf.episode) for s in active for leaf in s.leaves if leaf.episode.waiting_for == "agent"]:
-            _step(agent, agent_sampling, waiting)
+            _step(agent, user, agent_sampling, waiting)
         for s in active:
             s.record_turns(starts)
             s.settle()
@@ -129,13 +131,11 @@ def run_josh(
     return [s.result(agent.spec, user.spec) for s in searches]
 
 
-def _step(model: ChatModel, sampling: SamplingConfig, waiting: list[tuple[Search, Episode]]) -> None:
-    """One batched call for every episode waiting for the same role."""
+def _step(agent: ChatModel, user: UserSimulator, sampling: SamplingConfig, waiting: list[tuple[Search, Episode]]) -> None:
+    """One batched call for every episode waiting for the same role; tokens counted per tree."""
     if not waiting:
         return
     role = waiting[0][1].waiting_for
-    prompts = [e.user_prompt() if role == "user" else e.agent_prompt() for _, e in waiting]
-    for (search, episode), gens in zip(waiting, model.generate(prompts, sampling)):
-        search.tokens[role][0] += gens[0].prompt_tokens
-        search.tokens[role][1] += gens[0].completion_tokens
-        (episode.on_user if role == "user" else episode.on_agent)(gens[0])
+    for (search, _), gen in zip(waiting, take_turns([e for _, e in waiting], agent, user, sampling)):
+        search.tokens[role][0] += gen.prompt_tokens
+        search.tokens[role][1] += gen.completion_tokens

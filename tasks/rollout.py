@@ -20,6 +20,7 @@ from envs.toolwoz import ToolWOZEnv
 from envs.toolwoz.tools import is_error
 from models.base import ChatModel, Generation
 from tasks import react, stops, user_sim
+from tasks.users import UserSimulator, as_user
 
 RETRIES_EXHAUSTED = "Error: Agent ran out of retries."
 
@@ -60,9 +61,6 @@ class Episode:
         twin = copy.copy(self)
         twin.env, twin.record, twin.visible = self.env.fork(), list(self.record), list(self.visible)
         return twin
-
-    def user_prompt(self) -> list[Message]:
-        return user_sim.user_view(self.scenario, self.visible)
 
     def agent_prompt(self) -> list[Message]:
         return react.agent_view(self.agent_system, self.record)
@@ -149,25 +147,36 @@ def toolwoz_episode(data, scenario: Scenario, system: str, cfg: RolePlayConfig) 
     return Episode(scenario, env, system, max_messages=cfg.max_messages, max_agent_steps=cfg.max_agent_steps)
 
 
+def take_turns(episodes: list[Episode], agent: ChatModel, user: UserSimulator, sampling: SamplingConfig) -> list[Generation]:
+    """One batched call for every episode waiting for the same role; each episode takes its turn."""
+    if not episodes:
+        return []
+    if episodes[0].waiting_for == "user":
+        gens = user.respond([(e.scenario, e.visible) for e in episodes], sampling)
+        for episode, gen in zip(episodes, gens):
+            episode.on_user(gen)
+    else:
+        gens = [g[0] for g in agent.generate([e.agent_prompt() for e in episodes], sampling)]
+        for episode, gen in zip(episodes, gens):
+            episode.on_agent(gen)
+    return gens
+
+
 def run_episodes(
     episodes: list[Episode],
     agent: ChatModel,
-    user: ChatModel,
+    user: UserSimulator | ChatModel,
     agent_sampling: SamplingConfig,
     user_sampling: SamplingConfig,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Episode]:
     """Play all episodes to the end; each round is one batched call per role."""
+    user = as_user(user)
     bar = tqdm(total=len(episodes), desc="dialogues", unit="dlg")
     finished = 0
     while not all(e.done for e in episodes):
-        for role, model, sampling in (("user", user, user_sampling), ("agent", agent, agent_sampling)):
-            waiting = [e for e in episodes if e.waiting_for == role]
-            if not waiting:
-                continue
-            prompts = [e.user_prompt() if role == "user" else e.agent_prompt() for e in waiting]
-            for episode, gens in zip(waiting, model.generate(prompts, sampling)):
-                (episode.on_user if role == "user" else episode.on_agent)(gens[0])
+        for role, sampling in (("user", user_sampling), ("agent", agent_sampling)):
+            take_turns([e for e in episodes if e.waiting_for == role], agent, user, sampling)
         now = sum(e.done for e in episodes)
         if now != finished:
             bar.update(now - finished)

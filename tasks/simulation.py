@@ -21,8 +21,8 @@ from core.config import ModelConfig, SimulateConfig
 from core.fingerprint import JOSH_CODE, code_hash, stable_hash
 from core.types import JoshTree, Persona, Scenario, Usage
 from envs.toolwoz import data as toolwoz_data, load_toolwoz
-from models import loaded_pair
 from tasks import harvest, josh, react, rollout
+from tasks.users import loaded_roles
 from tasks.evaluation import scenario
 
 
@@ -49,7 +49,7 @@ def simulate_shard(cfg: SimulateConfig, shard: list[Scenario], index: int, finge
     data = load_toolwoz()
     system = react.system_prompt(data.tool_schemas, cfg.agent_prompt)
     searches = [josh.Search(rollout.toolwoz_episode(data, s, system, cfg), cfg.beam_size) for s in shard]
-    with loaded_pair(cfg.agent, cfg.user) as (agent, user):
+    with loaded_roles(cfg) as (agent, user):
         trees = josh.run_josh(searches, agent, user, cfg.agent_sampling, cfg.user_sampling)
     get_run_logger().info("shard %d: %d trees, %d nodes", index, len(trees), sum(len(t.nodes) for t in trees))
     return trees
