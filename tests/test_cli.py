@@ -39,6 +39,7 @@ def bad_yaml(tmp_path):
 
 @pytest.mark.parametrize("case, expected", [
     ("unknown spec", "unknown model spec 'gpt-4o'"),
+    ("agenda as agent", "`agenda` is a user simulator, not a model: use it as user.spec"),
     ("unreachable url", "cannot reach http://127.0.0.1:"),
     ("unknown key", "unknown config key 'agent.temprature'"),
     ("malformed yaml", "malformed YAML in"),
@@ -49,6 +50,7 @@ def bad_yaml(tmp_path):
 def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
     result = {
         "unknown spec": lambda: _cli("--set", "agent.spec=gpt-4o"),
+        "agenda as agent": lambda: _cli("--set", "agent.spec=agenda"),
         "unreachable url": lambda: _cli("--set", "agent.spec=openai:m", "--set",
                                         f"agent.base_url=http://127.0.0.1:{_closed_port()}/v1"),
         "unknown key": lambda: _cli("--set", "agent.temprature=0.3"),

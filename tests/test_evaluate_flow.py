@@ -54,3 +54,14 @@ def test_evaluate_reports_saves_and_reuses_cached_dialogues(prefect_server, tmp_
 
     more_tasks = evaluate(build_config(EvalConfig, "embedded", [*small, f"runs_dir={tmp_path}", "n_tasks=3"]))
     assert "simulate_dialogues" not in more_tasks.cached and len(more_tasks.task_ids) == 3
+
+
+def test_the_agenda_user_plays_the_customer_with_no_model_behind_it(prefect_server, tmp_path, small):
+    agent_only = [o for o in small if not o.startswith("user.spec=")]
+    cfg = build_config(EvalConfig, "embedded", [*agent_only, f"runs_dir={tmp_path}", "max_messages=5"])
+    assert cfg.user.spec == "agenda"  # the offline default
+    report = evaluate(cfg)
+    saved = dialogues_from_dataset(datasets.load_from_disk(f"{report.run_dir}/dialogues"))
+    openings = [next(m.content for m in d.messages if m.role == "user") for d in saved]
+    assert all(d.user_model == "agenda" for d in saved) and all(o.lower().startswith(("i ", "can you")) for o in openings)
+    assert report.metrics.dialogues == 2 and report.user_fingerprint == evaluate(cfg).user_fingerprint

@@ -192,19 +192,17 @@ class Agenda:
             d.accepted, d.booked = d.accepted or "booked", True
             out.say(out.rng.choice(phrases.ACCEPT))
             return
+        if offered is not None and d.book:
+            out.book_request(d)
+            return
         if offered is not None:
-            out.book_request(d) if d.book else out.say(out.rng.choice(phrases.ACCEPT))
+            out.say(out.rng.choice(phrases.ACCEPT))
             return
         asked = _asked(d.name, [*d.search, *d.book], text)
+        mine = _domain_slots(d.name)
         for other in (o for o in self.domains if o is not d and not o.done):  # a question only another domain answers
-            mine = _domain_slots(d.name)
-            for slot in _asked(other.name, [s for s in [*other.search, *other.book] if s not in mine], text, others=False):
-                out.inform_clauses(other, [slot]) if slot in other.search else out.inform_book(other, [slot])
-        for slot in asked:
-            if slot in d.search:
-                out.inform_clauses(d, [slot])
-            elif slot in d.book:
-                out.inform_book(d, [slot])
+            out.answer(other, _asked(other.name, [s for s in [*other.search, *other.book] if s not in mine], text, False))
+        out.answer(d, asked)
         if asked and not any(s in d.search or s in d.book for s in asked):
             d.failures += not d.untold()  # asked again and again while everything was said: a stall
             out.say(out.rng.choice(phrases.NO_PREFERENCE))
@@ -279,6 +277,14 @@ class _Out:
         if slots:
             self.say(" and ".join(self._phrase(phrases.CLAUSES, d, s, d.search[s]) for s in slots) + ".")
             d.told.update(slots)
+
+    def answer(self, d: _Domain, slots: list[str]) -> None:
+        """Answer questions about these slots from the goal; slots it has no value for are left to the caller."""
+        for slot in slots:
+            if slot in d.search:
+                self.inform_clauses(d, [slot])
+            elif slot in d.book:
+                self.inform_book(d, [slot])
 
     def inform_book(self, d: _Domain, slots: list[str]) -> None:
         self.say(" ".join(self._phrase(phrases.PHRASES, d, s, d.book[s]) for s in slots) + ", please.")
