@@ -9,7 +9,7 @@ from core.errors import ConfigError
 def test_overrides_are_typed_and_nested():
     cfg = build_config(EvalConfig, "embedded", ["n_tasks=3", "agent.spec=openai:gpt-4o-mini", "agent_sampling.temperature=0.7"])
     assert cfg.n_tasks == 3 and cfg.agent.spec == "openai:gpt-4o-mini" and cfg.agent_sampling.temperature == 0.7
-    assert cfg.user.spec == "embedded"
+    assert cfg.user.spec == "agenda"  # the preset's customer, untouched by the agent override
 
 
 @pytest.mark.parametrize("override, message", [

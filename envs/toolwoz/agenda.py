@@ -200,8 +200,8 @@ class Agenda:
             return
         asked = _asked(d.name, [*d.search, *d.book], text)
         mine = _domain_slots(d.name)
-        for other in (o for o in self.domains if o is not d and not o.done):  # a question only another domain answers
-            out.answer(other, _asked(other.name, [s for s in [*other.search, *other.book] if s not in mine], text, False))
+        for other in (o for o in self.domains if o is not d and not o.done):  # a search slot only another domain has
+            out.answer(other, _asked(other.name, [s for s in other.search if s not in mine], text, False))
         out.answer(d, asked)
         if asked and not any(s in d.search or s in d.book for s in asked):
             d.failures += not d.untold()  # asked again and again while everything was said: a stall
