@@ -184,7 +184,7 @@ def _bootstrap(cfg: BootstrapConfig, corpus_path: Path, out: Path) -> None:
 
     print(
         f"Building the embedded model (first use only): ToolWOZ training dialogues, then "
-        f"{cfg.budget_tokens / 1e6:.1f}M tokens of training (about 25 min on 2 CPU cores, a minute on a GPU). "
+        f"{cfg.budget_tokens / 1e6:.1f}M tokens of training (about 45 min on 2 CPU cores, a minute on a GPU). "
         f"It is cached afterwards.",
         file=sys.stderr,
     )

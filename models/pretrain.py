@@ -8,7 +8,7 @@ turn and call of both parties, not the system prompt or tool results: on a CPU t
 pass is the cost, and each extra target token is signal for free (the same model plays the
 customer). Training stops when the token budget is spent: what the model learns depends
 on the tokens it saw, not on how fast a shared machine happened to be (a GPU spends the
-same budget in about a minute, 2 CPU cores in about 25). A wall-clock cap is only a safety.
+same budget in about a minute, 2 shared CPU cores in about 45). A wall-clock cap is only a safety.
 """
 
 from __future__ import annotations
