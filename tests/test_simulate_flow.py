@@ -51,11 +51,12 @@ def test_killed_run_resumes_with_finished_shards_cached(tmp_path, small):
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.time() + 300
-        while "shard 0:" not in log.read_text() and proc.poll() is None and time.time() < deadline:
+        # shard 1 running means shard 0's result is stored ("shard 0:" is logged before its result is written)
+        while "shard 1:" not in log.read_text() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert "shard 0:" in log.read_text(), log.read_text()[-2000:]
+    assert "shard 1:" in log.read_text(), log.read_text()[-2000:]
 
     resumed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
