@@ -33,7 +33,7 @@ from core.types import Scenario
 from collections import defaultdict
 
 from envs.toolwoz import ToolWOZEnv, load_toolwoz, oracle_reward
-from envs.toolwoz.agenda import conveyed, goal_values
+from envs.toolwoz.agenda import conveyed_values
 from envs.toolwoz.scripted_agent import play_scripted
 from envs.toolwoz.tools import same_call, validation_error
 from envs.toolwoz.transcripts import human_dialogues
@@ -102,9 +102,9 @@ def goal_mentions(data, model, task_ids):
 
 def conveyed_share(data, episodes) -> float:
     """Share of the goals' values (search constraints, booking details) the customer said, over all dialogues."""
-    said = [(e, " ".join(m.content for m in e.visible if m.role == "user")) for e in episodes]
-    flags = [conveyed(slot, value, text) for e, text in said for _, slot, value in goal_values(data.tasks[e.scenario.task_id])]
-    return sum(flags) / len(flags)
+    counts = [conveyed_values(data.tasks[e.scenario.task_id], " ".join(m.content for m in e.visible if m.role == "user"))
+              for e in episodes]
+    return sum(said for said, _ in counts) / sum(total for _, total in counts)
 
 
 def agenda_user_ceiling(data, task_ids):

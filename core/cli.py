@@ -18,6 +18,7 @@ COMMANDS = {
     "simulate": ("JOSH role-play on ToolWOZ training tasks, harvested into SFT and preference datasets", "simulate"),
     "personas": ("draw simulated-user personas and report their diversity", None),
     "import-trees": ("turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets", None),
+    "curate": ("filter a simulate or import-trees run with expectation suites (set source=<run folder>)", None),
 }
 
 
@@ -130,6 +131,33 @@ def import_trees(preset: str | None, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
+def curate(preset: str | None, overrides: list[str]) -> None:
+    from core.config import CurateConfig, build_config
+    from models import check_model
+    from quality.suites import load_suite
+    from tasks.curation import source_file
+
+    cfg = build_config(CurateConfig, preset, overrides)
+    source_file(cfg.source)
+    for suite in cfg.suites:
+        load_suite(suite)
+    if cfg.judge is not None:
+        check_model(cfg.judge)
+
+    from flows.curate import curate as curate_flow
+
+    report = curate_flow(cfg)
+    print(f"\ncurated {cfg.source}: {report.counts['kept']} of {report.counts['dialogues']} dialogues kept")
+    width = max((len(r["reason"]) for r in report.funnel + report.batch_checks), default=0)
+    for r in report.funnel:
+        print(f"  {r['suite']:<9} {r['reason']:<{width}}  {r['severity']:<8}  failing {r['failing rows']:>6}  left {r['rows left']:>6}")
+    for r in report.batch_checks:
+        print(f"  batch     {r['reason']:<{width}}  {r['severity']:<8}  {r['observed']} ({r['expected']}): {r['result']}")
+    print(f"  datasets: {', '.join(f'{k} {v}' for k, v in report.counts.items())}")
+    print(f"  Data Docs: {report.data_docs}")
+    print(f"  run folder: {report.run_dir}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
@@ -137,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas,
-                    "import-trees": import_trees}
+                    "import-trees": import_trees, "curate": curate}
         commands[args.command](args.preset, args.overrides)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

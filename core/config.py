@@ -155,6 +155,25 @@ class SimulateConfig(RolePlayConfig):
     sft_min_reward: float = Field(1.0, ge=0, le=1, description="Keep a golden path for SFT when its dialogue reached this reward.")
 
 
+class CurateConfig(StrictModel):
+    """Filter a simulate or import run's dialogues with expectation suites; keep what passes, with reasons for the rest."""
+
+    source: str = Field(description="Run folder of a simulate or import-trees run (holds dialogues.jsonl, sft, dpo, kto).")
+    suites: list[str] = Field(
+        default_factory=lambda: ["roleplay", "josh", "batch"],
+        description="Expectation suites applied in order: names in quality/suites/ or paths to YAML files.",
+    )
+    near_duplicate_threshold: float = Field(
+        0.8, gt=0, le=1, description="Word 3-gram Jaccard similarity from which two dialogues are near duplicates."
+    )
+    judge: ModelConfig | None = Field(
+        None, description="A model that rates persona adherence (None = a cheap proxy: share of turns in character)."
+    )
+    judge_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=8))
+    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
+    run_name: str | None = Field(None, description="Run folder name; default: curate-<time>.")
+
+
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     *parents, leaf = key.split(".")
     node = data

@@ -19,3 +19,7 @@ class EndpointError(UserError):
 
 class DataMissingError(UserError):
     """A data package (josh-train) that is not installed or incomplete."""
+
+
+class QualityGateError(UserError):
+    """A whole batch failed a critical dataset-level expectation (its datasets are still written)."""

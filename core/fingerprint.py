@@ -37,3 +37,4 @@ EMBEDDED_MODEL_CODE = (*FORMAT_CODE, "models/pretrain.py", "models/embedded.py")
 SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/users.py", "tasks/stops.py", "tasks/evaluation.py", "models",
                    "core/types.py")
 JOSH_CODE = (*SIMULATION_CODE, "tasks/josh.py")
+QUALITY_CODE = ("quality", "tasks/harvest.py", "tasks/stops.py", *ENV_CODE, *FORMAT_CODE)  # plus the suites' content

@@ -46,16 +46,17 @@ DIALOGUE_FEATURES = datasets.Features(
 )
 
 
-# Training datasets, in the conversational layout trl's trainers read (role + content messages).
+# Training datasets, in the conversational layout trl's trainers read (role + content messages);
+# `scenario_id` names the dialogue a row came from, so curation filters them with their dialogue.
 _CHAT = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+_IDS = {"scenario_id": datasets.Value("string"), "task_id": datasets.Value("string")}
 TRAINING_FEATURES = {
-    "sft": datasets.Features({"task_id": datasets.Value("string"), "reward": datasets.Value("float64"), "messages": _CHAT}),
-    "dpo": datasets.Features({"task_id": datasets.Value("string"), "prompt": _CHAT, "chosen": _CHAT, "rejected": _CHAT}),
-    "kto": datasets.Features({"task_id": datasets.Value("string"), "prompt": _CHAT, "completion": _CHAT,
-                              "label": datasets.Value("bool")}),
-    "trees": datasets.Features({"scenario_id": datasets.Value("string"), "task_id": datasets.Value("string"),
-                                "node": datasets.Value("int64"), "messages": _CHAT, "turn_start": datasets.Value("int64"),
-                                "is_successful": datasets.Value("bool"), "is_golden": datasets.Value("bool")}),
+    "sft": datasets.Features({**_IDS, "reward": datasets.Value("float64"), "messages": _CHAT}),
+    "dpo": datasets.Features({**_IDS, "prompt": _CHAT, "chosen": _CHAT, "rejected": _CHAT}),
+    "kto": datasets.Features({**_IDS, "prompt": _CHAT, "completion": _CHAT, "label": datasets.Value("bool")}),
+    "trees": datasets.Features({**_IDS, "node": datasets.Value("int64"), "messages": _CHAT,
+                                "turn_start": datasets.Value("int64"), "is_successful": datasets.Value("bool"),
+                                "is_golden": datasets.Value("bool")}),
 }
 
 
@@ -111,8 +112,8 @@ def dialogue_from_row(row: dict[str, Any]) -> Dialogue:
 
 
 def dialogues_to_dataset(dialogues: Iterable[Dialogue]) -> datasets.Dataset:
-    rows = [dialogue_to_row(d) for d in dialogues]
-    return datasets.Dataset.from_list(rows, features=DIALOGUE_FEATURES)
+    rows = [dialogue_to_row(d) for d in dialogues]  # by column: an empty list still gets the schema
+    return datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in DIALOGUE_FEATURES}, features=DIALOGUE_FEATURES)
 
 
 def dialogues_from_dataset(ds: datasets.Dataset) -> list[Dialogue]:

@@ -130,6 +130,7 @@ class JoshTree(Frozen):
 class PreferencePair(Frozen):
     """Where two branches diverged: the same prompt, the agent message that earned reward, one that did not."""
 
+    scenario_id: str  # the dialogue it came from: curation keeps or drops pairs with their dialogue
     task_id: str
     prompt: tuple[Message, ...]  # the shared prefix, in the agent's record format
     chosen: Message

@@ -35,8 +35,13 @@ def chat(messages: list[Message] | tuple[Message, ...]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 
+def is_error_message(m: Message) -> bool:
+    """A rejected call's result or the agent running out of retries: what JOSH keeps off an SFT path."""
+    return (m.role == "tool" and is_error(m.content)) or m.content == RETRIES_EXHAUSTED
+
+
 def has_error(messages: tuple[Message, ...]) -> bool:
-    return any((m.role == "tool" and is_error(m.content)) or m.content == RETRIES_EXHAUSTED for m in messages)
+    return any(map(is_error_message, messages))
 
 
 def golden_path(nodes: tuple[TreeNode, ...]) -> tuple[Message, ...]:
@@ -53,7 +58,8 @@ def sft_examples(trees: list[JoshTree], system: str, min_reward: float = 1.0) ->
     for tree in trees:
         path = golden_path(tree.nodes)
         if tree.dialogue.outcome.reward >= min_reward and path and not has_error(path):
-            rows.append({"task_id": tree.dialogue.scenario.task_id, "reward": tree.dialogue.outcome.reward,
+            rows.append({"scenario_id": tree.dialogue.id, "task_id": tree.dialogue.scenario.task_id,
+                         "reward": tree.dialogue.outcome.reward,
                          "messages": chat(react.agent_view(system, list(path)))})
     return rows
 
@@ -66,7 +72,7 @@ def preference_pairs(tree: JoshTree) -> list[PreferencePair]:
     for nodes in siblings.values():
         for good in (n for n in nodes if n.is_successful):
             for bad in (n for n in nodes if not n.is_successful):
-                pair = _diverging(tree.dialogue.scenario.task_id, good, bad)
+                pair = _diverging(tree.dialogue, good, bad)
                 key = pair and _key((*pair.prompt, pair.chosen, pair.rejected))
                 if pair and key not in seen:
                     seen.add(key)
@@ -74,7 +80,7 @@ def preference_pairs(tree: JoshTree) -> list[PreferencePair]:
     return pairs
 
 
-def _diverging(task_id: str, good: TreeNode, bad: TreeNode) -> PreferencePair | None:
+def _diverging(dialogue: Dialogue, good: TreeNode, bad: TreeNode) -> PreferencePair | None:
     common = 0
     while common < min(len(good.turn), len(bad.turn)) and good.turn[common] == bad.turn[common]:
         common += 1
@@ -83,7 +89,8 @@ def _diverging(task_id: str, good: TreeNode, bad: TreeNode) -> PreferencePair | 
     chosen, rejected = good.turn[common], bad.turn[common]
     if chosen.role != "assistant" or rejected.role != "assistant" or rejected.content == RETRIES_EXHAUSTED:
         return None
-    return PreferencePair(task_id=task_id, prompt=good.messages[: good.turn_start + common], chosen=chosen, rejected=rejected)
+    return PreferencePair(scenario_id=dialogue.id, task_id=dialogue.scenario.task_id,
+                          prompt=good.messages[: good.turn_start + common], chosen=chosen, rejected=rejected)
 
 
 def _key(messages) -> str:
@@ -91,7 +98,7 @@ def _key(messages) -> str:
 
 
 def dpo_rows(pairs: list[PreferencePair], system: str) -> list[dict[str, Any]]:
-    return [{"task_id": p.task_id, "prompt": chat(react.agent_view(system, list(p.prompt))),
+    return [{"scenario_id": p.scenario_id, "task_id": p.task_id, "prompt": chat(react.agent_view(system, list(p.prompt))),
              "chosen": chat([p.chosen]), "rejected": chat([p.rejected])} for p in pairs]
 
 
@@ -103,7 +110,8 @@ def kto_rows(pairs: list[PreferencePair], system: str) -> list[dict[str, Any]]:
             key = (_key(p.prompt), completion.content, label)
             if key not in seen:
                 seen.add(key)
-                rows.append({"task_id": p.task_id, "prompt": prompt, "completion": chat([completion]), "label": label})
+                rows.append({"scenario_id": p.scenario_id, "task_id": p.task_id, "prompt": prompt,
+                             "completion": chat([completion]), "label": label})
     return rows
 
 

@@ -3,6 +3,7 @@
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,19 @@ def bad_yaml(tmp_path):
     return str(path)
 
 
+def _run_folder(near: str) -> str:
+    folder = Path(near).parent / "run"
+    folder.mkdir(exist_ok=True)
+    (folder / "dialogues.jsonl").write_text("")
+    return str(folder)
+
+
+def _bad_suite(near: str) -> str:
+    path = Path(near).parent / "suite.yaml"
+    path.write_text("name: s\nrows:\n  - reason: x\n    expectation: expect_nothing\n")
+    return str(path)
+
+
 @pytest.mark.parametrize("case, expected", [
     ("unknown spec", "unknown model spec 'gpt-4o'"),
     ("agenda as agent", "`agenda` is a user simulator, not a model: use it as user.spec"),
@@ -46,6 +60,8 @@ def bad_yaml(tmp_path):
     ("josh-train missing", "josh-train is not installed"),
     ("bootstrap key", "unknown config key 'budjet_s'"),
     ("bootstrap shape", "hidden (256) must be divisible by heads (3)"),
+    ("curate source", "holds no dialogues.jsonl"),
+    ("curate suite", "rows entry 1 (x): unknown expectation 'expect_nothing'"),
 ])
 def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
     result = {
@@ -58,6 +74,9 @@ def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
         "josh-train missing": lambda: _run("-c", HIDE_JOSH_TRAIN),
         "bootstrap key": lambda: _run("-m", "core.cli", "bootstrap", "--set", "budjet_s=3"),
         "bootstrap shape": lambda: _run("-m", "core.cli", "bootstrap", "--set", "hidden=256", "--set", "heads=3"),
+        "curate source": lambda: _run("-m", "core.cli", "curate", "--set", f"source={bad_yaml}.missing"),
+        "curate suite": lambda: _run("-m", "core.cli", "curate", "--set", f"source={_run_folder(bad_yaml)}",
+                                     "--set", f"suites=[{_bad_suite(bad_yaml)}]"),
     }[case]()
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_server import ChatServer
 
 from core.config import ModelConfig, SamplingConfig
 from core.errors import EndpointError, ModelSpecError
@@ -18,101 +16,6 @@ from models.openai_backend import OpenAIChatModel
 
 KEY_ENV = "SELFTRAIN_TEST_API_KEY"
 SECRET = "sk-test-SENTINEL-0123456789"
-
-
-class ChatServer:
-    """Answers POST /v1/chat/completions and GET /v1/models; records what it was sent.
-
-    `statuses` scripts the first responses (e.g. [429] = one 429, then 200s). Error bodies
-    echo the Authorization header, as some real servers do, to test that we redact keys.
-    """
-
-    def __init__(self, statuses: list[int] = (), delay: float = 0.0, max_choices: int | None = None):
-        self.statuses = list(statuses)
-        self.delay = delay
-        self.max_choices = max_choices
-        self.requests: list[dict] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.lock = threading.Lock()
-        self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def completion(self, body: dict) -> dict:
-        """One choice per requested n (capped by max_choices), each text naming its prompt."""
-        last = body["messages"][-1]["content"]
-        k = min(body.get("n", 1), self.max_choices or 1000)
-        prompt, completion = sum(len((m.get("content") or "").split()) for m in body["messages"]), 5 * k
-        return {
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": f"reply {i} to {last}"},
-                    "finish_reason": "stop",
-                }
-                for i in range(k)
-            ],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-        }
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def send_json(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path == "/v1/models":
-                    model = {"id": "tiny", "object": "model", "created": 0, "owned_by": "test"}
-                    self.send_json(200, {"object": "list", "data": [model]})
-                else:
-                    self.send_json(404, {"error": {"message": "not found"}})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append(body)
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                    status = server.statuses.pop(0) if server.statuses else 200
-                try:
-                    time.sleep(server.delay)
-                    if status == 200:
-                        self.send_json(200, server.completion(body))
-                    else:
-                        auth = self.headers.get("Authorization")
-                        error = {"message": f"scripted {status}; you sent {auth}", "type": "test"}
-                        self.send_json(status, {"error": error})
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-        return Handler
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        """A client that timed out and hung up is expected here, not worth a traceback."""
 
 
 @pytest.fixture(autouse=True)

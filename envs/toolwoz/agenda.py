@@ -107,6 +107,12 @@ def conveyed(slot: str, value: str, text: str) -> bool:
     return bool(re.search(rf"(?<![\w:]){re.escape(normalise(value))}(?![\w:])", text))
 
 
+def conveyed_values(task: ToolWOZTask, said: str) -> tuple[int, int]:
+    """(goal values stated in `said`, goal values there are): how much of its goal a customer got across."""
+    values = goal_values(task)
+    return sum(conveyed(slot, value, said) for _, slot, value in values), len(values)
+
+
 class Catalog:
     """The databases as the customer reads an agent's words: entities by name or train ID."""
 
