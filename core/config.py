@@ -155,6 +155,40 @@ class SimulateConfig(RolePlayConfig):
     sft_min_reward: float = Field(1.0, ge=0, le=1, description="Keep a golden path for SFT when its dialogue reached this reward.")
 
 
+class TrainConfig(StrictModel):
+    """What SFT and preference training share: QLoRA (4-bit NF4 base, LoRA on every linear layer) via trl."""
+
+    load_in_4bit: bool = Field(True, description="Load the base in 4-bit NF4 with double quantisation (QLoRA).")
+    lora_r: int = Field(8, gt=0, description="LoRA rank (a new adapter; DPO/KTO continue the SFT adapter at its rank).")
+    lora_alpha: int = Field(16, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(2.0, gt=0, description="Passes over the data (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps (None = epochs).")
+    batch_size: int = Field(4, gt=0)
+    grad_accum: int = Field(1, gt=0, description="Batches per optimizer step.")
+    max_length: int = Field(1024, gt=0, description="Tokens per example; longer ones are cut at the end.")
+    save_steps: int = Field(50, gt=0, description="Checkpoint every this many steps: an interrupted run resumes from the last.")
+    logging_steps: int = Field(5, gt=0)
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models on small GPUs).")
+    bf16: bool | None = Field(None, description="bfloat16 compute; None = where the device has it.")
+    seed: int = 0
+
+
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning on the kept golden paths, loss on agent turns only (JOSH: r=8, lr 2e-4, 2 epochs)."""
+
+
+class PreferenceConfig(TrainConfig):
+    """DPO (or KTO) on juxtaposed outcomes, from the SFT adapter with the SFT policy as reference (JOSH: lr 5e-7, beta 0.1)."""
+
+    method: Literal["dpo", "kto"] = Field("dpo", description="`dpo` on the pairs, or `kto` on the same data as labelled rows.")
+    beta: float = Field(0.1, gt=0, description="How far the policy may move from the reference.")
+    lora_r: int = Field(64, gt=0, description="LoRA rank when there is no SFT adapter to continue (JOSH: 64).")
+    learning_rate: float = Field(5e-7, gt=0)
+    epochs: float = Field(1.0, gt=0)
+
+
 class CurateConfig(StrictModel):
     """Filter a simulate or import run's dialogues with expectation suites; keep what passes, with reasons for the rest."""
 

@@ -17,7 +17,8 @@ from core.errors import ModelSpecError
 from core.fingerprint import stable_hash
 from models.base import ChatModel, Generation
 
-__all__ = ["ChatModel", "Generation", "parse_spec", "load_model", "loaded_pair", "model_fingerprint", "check_model"]
+__all__ = ["ChatModel", "Generation", "parse_spec", "load_model", "loaded_pair", "model_fingerprint", "check_model",
+           "weights_source"]
 
 VALID_SPECS = "`embedded`, `hf:<hub id or local path>`, `openai:<model>`"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -44,11 +45,19 @@ def load_model(cfg: ModelConfig) -> ChatModel:
         return OpenAIChatModel(cfg)
     from models.hf_backend import HFChatModel
 
+    return HFChatModel(cfg, weights_source(cfg))
+
+
+def weights_source(cfg: ModelConfig) -> str:
+    """The local dir or hub id holding a local model's weights (the embedded model is built on first use)."""
+    kind, target = parse_spec(cfg.spec)
+    if kind == "openai":
+        raise ModelSpecError(f"{cfg.spec!r} is served by an API: training and local loading need `hf:` or `embedded`")
     if kind == "embedded":
         from models.embedded import embedded_model_dir
 
-        target = str(embedded_model_dir())
-    return HFChatModel(cfg, target)
+        return str(embedded_model_dir())
+    return target
 
 
 @contextmanager

@@ -19,6 +19,27 @@ from models import hf_source, model_fingerprint
 from models.base import ChatModel, Generation
 
 
+def load_causal_lm(name_or_path: str, load_in_4bit: bool, device: str):
+    """(tokenizer, model) for generation or training: bf16 on a GPU, float32 on CPU; 4-bit NF4 with
+    double quantisation when asked (QLoRA's base)."""
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    source = hf_source(name_or_path)
+    quant = None
+    if load_in_4bit:
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, quantization_config=quant, device_map=device)
+    except (OSError, ValueError) as e:
+        raise ModelSpecError(f"cannot load model {source!r}: {e}") from None
+    return tokenizer, model
+
+
 class HFChatModel(ChatModel):
     """A hub id or local model dir, optionally 4-bit NF4 and/or with a LoRA adapter on top."""
 
@@ -29,23 +50,7 @@ class HFChatModel(ChatModel):
         self.prefill_tokens = 65536 if self.device == "cuda" else 2048  # padded tokens per prefill pass
         if cfg.cpu_threads and self.device == "cpu":
             torch.set_num_threads(cfg.cpu_threads)
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        source = hf_source(name_or_path)
-        quant = None
-        if cfg.load_in_4bit:
-            quant = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=dtype,
-            )
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(
-                source, dtype=dtype, quantization_config=quant, device_map=self.device
-            )
-        except (OSError, ValueError) as e:
-            raise ModelSpecError(f"cannot load model {source!r}: {e}") from None
+        self.tokenizer, model = load_causal_lm(name_or_path, cfg.load_in_4bit, self.device)
         if cfg.adapter:
             from peft import PeftModel
 

@@ -37,6 +37,7 @@ def good(task: str = "good", **kw) -> Dialogue:
 
 # (suite, reason) -> dialogues whose first one must fail the entry and whose others must pass it
 CASES = {
+    ("roleplay", "empty_dialogue"): [dialogue("bad"), good()],
     ("roleplay", "no_prompt"): [dialogue("bad", ("user", "Hello, I need a hotel."), ("assistant", "Sure, where?"), ("user", "  ")),
                                 good()],
     ("roleplay", "multiple_prompts"): [dialogue("bad", ("user", "User: I need a hotel.\nUser: In the north, please.")), good()],
