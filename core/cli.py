@@ -19,6 +19,7 @@ COMMANDS = {
     "personas": ("draw simulated-user personas and report their diversity", None),
     "import-trees": ("turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets", None),
     "curate": ("filter a simulate or import-trees run with expectation suites (set source=<run folder>)", None),
+    "pipeline": ("self-training end to end: simulate, curate, SFT, DPO, evaluate base vs SFT vs DPO", "pipeline"),
 }
 
 
@@ -158,6 +159,35 @@ def curate(preset: str | None, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
+def pipeline(preset: str | None, overrides: list[str]) -> None:
+    from core.config import PipelineConfig, build_config
+    from envs.toolwoz.data import package_file
+    from models import check_model, weights_source
+    from quality.suites import load_suite
+    from tasks.users import check_user
+
+    cfg = build_config(PipelineConfig, preset, overrides)
+    package_file("data/dataset.zip")
+    check_model(cfg.agent)
+    if cfg.agent.spec != "embedded":
+        weights_source(cfg.agent)  # an API model cannot be trained here
+    check_user(cfg.user)
+    for suite in cfg.suites:
+        load_suite(suite)
+
+    from flows.pipeline import pipeline as pipeline_flow
+
+    report = pipeline_flow(cfg)
+    rows = report.table
+    print(f"\nself-training on ToolWOZ: agent {cfg.agent.spec} vs user {cfg.user.spec}, source {cfg.source}")
+    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
+    print("  " + "  ".join(k.ljust(w) for k, w in widths.items()))
+    for r in rows:
+        print("  " + "  ".join(r[k].ljust(w) for k, w in widths.items()))
+    print(f"  stages: {', '.join(f'{k} ({v})' for k, v in report.stages.items())}")
+    print(f"  run folder: {report.run_dir}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
@@ -165,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas,
-                    "import-trees": import_trees, "curate": curate}
+                    "import-trees": import_trees, "curate": curate,
+                    "pipeline": pipeline}
         commands[args.command](args.preset, args.overrides)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

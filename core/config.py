@@ -208,6 +208,39 @@ class CurateConfig(StrictModel):
     run_name: str | None = Field(None, description="Run folder name; default: curate-<time>.")
 
 
+class PipelineConfig(StrictModel):
+    """Self-training end to end: simulate (or import josh-train's trees) -> curate -> SFT -> DPO -> evaluate
+    base, SFT and DPO on the same held-out tasks and seeds."""
+
+    source: Literal["simulate", "josh-trees"] = Field(
+        "simulate", description="`simulate`: JOSH with the base agent; `josh-trees`: josh-train's shipped Llama-3 trees."
+    )
+    agent: ModelConfig = Field(default_factory=ModelConfig, description="The base model: simulates, is trained, is evaluated.")
+    user: ModelConfig = Field(default_factory=lambda: ModelConfig(spec="agenda"), description="Who plays the customer.")
+    simulate: SimulateConfig = Field(default_factory=SimulateConfig, description="JOSH settings (its agent/user are the above).")
+    suites: list[str] = Field(default_factory=lambda: ["roleplay", "josh", "batch"], description="Curation suites, in order.")
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+    evaluation: EvalConfig = Field(default_factory=EvalConfig, description="Held-out tasks and seeds (its agent/user are the above).")
+    runs_dir: str = Field("runs", description="One folder per run (and per stage) is created under this directory.")
+
+    @model_validator(mode="after")
+    def _roles_set_once(self) -> "PipelineConfig":
+        for stage in ("simulate", "evaluation"):
+            for role in ("agent", "user"):
+                if getattr(self, stage).model_fields_set & {role}:
+                    raise ValueError(f"set {role}.* at the top level, not {stage}.{role}: every stage uses the same {role}")
+        if self.simulate.agent_prompt != self.evaluation.agent_prompt:
+            raise ValueError(f"simulate.agent_prompt ({self.simulate.agent_prompt}) and evaluation.agent_prompt "
+                             f"({self.evaluation.agent_prompt}) differ: the agent is trained and evaluated in one format")
+        return self
+
+    def stage(self, name: str, **updates):
+        """The config one stage runs with: the shared agent, user and runs folder filled in."""
+        cfg = getattr(self, name)
+        return cfg.model_copy(update={"agent": self.agent, "user": self.user, "runs_dir": self.runs_dir, **updates})
+
+
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     *parents, leaf = key.split(".")
     node = data

@@ -11,9 +11,11 @@ from prefect import flow, task
 from pydantic import BaseModel
 
 from core.config import SimulateConfig
+from core.fingerprint import IMPORT_CODE, code_hash, stable_hash
 from core.paths import new_run_dir
 from core.types import JoshTree
 from envs.toolwoz import load_toolwoz
+from envs.toolwoz.data import data_version
 from tasks import harvest
 from tasks.simulation import harvest_datasets
 
@@ -22,17 +24,21 @@ class ImportReport(BaseModel):
     run_dir: str
     counts: dict[str, int]  # rows per saved dataset
     full_reward: int  # trees whose golden path replays to full reward here
+    cached: bool  # the replayed trees were read from storage
 
 
-@task
+@task(cache_key_fn=lambda *_: stable_hash("shipped-trees", data_version(), code_hash(*IMPORT_CODE)))
 def shipped_trees() -> list[JoshTree]:
+    """Every shipped tree, replayed here for its reward; cached on the data package and the replay code."""
     return harvest.import_shipped_trees(load_toolwoz())
 
 
 @flow(name="import-josh-trees")
 def import_josh_trees(cfg: SimulateConfig = SimulateConfig()) -> ImportReport:
     """`cfg` gives the agent prompt the rows are rendered with, the SFT reward bar and the runs folder."""
-    trees = shipped_trees()
+    state = shipped_trees(return_state=True)
+    trees = state.result()
     run_dir = new_run_dir(cfg.runs_dir, cfg.run_name or f"josh-trees-{datetime.now():%Y%m%d-%H%M%S}")
     counts = harvest_datasets(trees, cfg, run_dir)
-    return ImportReport(run_dir=str(run_dir), counts=counts, full_reward=sum(t.dialogue.outcome.success for t in trees))
+    return ImportReport(run_dir=str(run_dir), counts=counts, full_reward=sum(t.dialogue.outcome.success for t in trees),
+                        cached=state.name == "Cached")

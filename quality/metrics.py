@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from statistics import mean
 
+import numpy as np
 from pydantic import BaseModel
 
 from core.types import Dialogue
@@ -62,3 +63,19 @@ def evaluation_metrics(dialogues: list[Dialogue]) -> EvalMetrics:
 
 def ceiling(rewards: list[float]) -> Ceiling:
     return Ceiling(tasks=len(rewards), reward=mean(rewards), success_rate=mean(r == 1.0 for r in rewards))
+
+
+def bootstrap_mean(values: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean with a 95% percentile-bootstrap interval over the items (tasks)."""
+    x = np.asarray(values, dtype=float)
+    if not len(x):
+        return 0.0, 0.0, 0.0
+    means = x[np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))].mean(axis=1)
+    return float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def paired_difference(after: list[float], before: list[float], resamples: int = 2000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """(mean of after - before, low, high), resampling tasks with both values kept together (paired
+    bootstrap): an interval that excludes 0 is a significant change on these tasks."""
+    return bootstrap_mean([a - b for a, b in zip(after, before, strict=True)], resamples, seed)

@@ -1,0 +1,99 @@
+"""The pipeline's verdict: base vs SFT vs DPO on the same held-out tasks, as a table, a plot and a report.
+
+Each stage's evaluation saved its dialogues; success and reward per task are read back from them,
+so every figure is computed on the same tasks in the same order. Intervals are 95% bootstrap
+intervals over tasks; each change is a paired bootstrap against the stage before it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from core.records import read_jsonl
+from quality.metrics import bootstrap_mean, paired_difference
+
+
+def per_task(run_dir: str) -> dict[str, tuple[float, float]]:
+    """task id -> (success 0/1, reward) of one evaluation run."""
+    return {d.scenario.task_id: (float(d.outcome.success), d.outcome.reward)
+            for d in read_jsonl(Path(run_dir) / "dialogues.jsonl")}
+
+
+def _interval(m: tuple[float, float, float], scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+    low, mid, high = (f"{scale * x:.{digits}f}" for x in (m[1], m[0], m[2]))
+    return f"{mid}{unit} [{low}, {high}]"
+
+
+def comparison(stages: dict[str, str]) -> list[dict]:
+    """One row per stage (name -> evaluation run dir): success and reward with intervals, and the paired
+    change against the previous stage."""
+    outcomes = {name: per_task(run) for name, run in stages.items()}
+    tasks = sorted(set.intersection(*(set(o) for o in outcomes.values())))
+    rows, previous = [], None
+    for name, o in outcomes.items():
+        success, reward = [o[t][0] for t in tasks], [o[t][1] for t in tasks]
+        row = {"stage": name, "tasks": len(tasks), "success": bootstrap_mean(success), "reward": bootstrap_mean(reward)}
+        if previous:
+            row["success_change"] = paired_difference(success, previous[0])
+            row["reward_change"] = paired_difference(reward, previous[1])
+        rows.append(row)
+        previous = (success, reward)
+    return rows
+
+
+def display_rows(rows: list[dict]) -> list[dict[str, str]]:
+    def change(row, key, scale, digits, unit):
+        if key not in row:
+            return ""
+        m = row[key]
+        verdict = "significant" if m[1] > 0 or m[2] < 0 else "not significant"
+        return f"{_interval(m, scale, digits, unit)} ({verdict})"
+
+    return [{"stage": r["stage"], "tasks": str(r["tasks"]), "success % [95% CI]": _interval(r["success"], 100, 1),
+             "avg reward [95% CI]": _interval(r["reward"]),
+             "success change vs previous": change(r, "success_change", 100, 1, " pts"),
+             "reward change vs previous": change(r, "reward_change", 1, 3, "")} for r in rows]
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Success and average reward per stage with their 95% intervals, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    names = [r["stage"] for r in rows]
+    for ax, key, title, scale in ((axes[0], "success", "success rate (%)", 100), (axes[1], "reward", "average reward", 1)):
+        means = [scale * r[key][0] for r in rows]
+        errors = [[scale * (r[key][0] - r[key][1]) for r in rows], [scale * (r[key][2] - r[key][0]) for r in rows]]
+        ax.bar(names, means, yerr=errors, capsize=6, color=["#9aa5b1", "#4c78a8", "#f58518"][: len(rows)])
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+    fig.suptitle(f"ToolWOZ, {rows[0]['tasks']} held-out tasks (95% bootstrap intervals)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+@task
+def publish_comparison(stages: dict[str, str], links: dict[str, str], run_dir: Path) -> list[dict[str, str]]:
+    """Table artifact, markdown report with the plot and links to every dataset, Data Docs and adapter."""
+    rows = comparison(stages)
+    table = display_rows(rows)
+    image = plot(rows, run_dir / "stages.png")
+    create_table_artifact(table, key="pipeline-comparison", description="Base vs SFT vs DPO on the same held-out tasks")
+    header = list(table[0])
+    markdown = "\n".join([
+        "# Self-training: base vs SFT vs DPO", f"Run folder `{run_dir}`; plot `{image}`.", "",
+        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+        *("| " + " | ".join(r[h] for h in header) + " |" for r in table), "",
+        "| what | where |", "|---|---|", *(f"| {k} | `{v}` |" for k, v in links.items()),
+    ]) + "\n"
+    create_markdown_artifact(markdown, key="pipeline-report", description="Self-training pipeline")
+    (run_dir / "report.md").write_text(markdown)
+    return table

@@ -1,0 +1,72 @@
+"""Prefect tasks of the training flows: a cached adapter per (base, data, config, code), and its report.
+
+An adapter lives under the cache dir in a folder named by its fingerprint: the same base, the
+same rows, the same settings and the same training code give the same folder, so a rerun is
+free; a run killed half way left checkpoints there, and starting it again resumes from them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+
+from core.config import ModelConfig, PreferenceConfig, SFTConfig
+from core.fingerprint import TRAINING_CODE, code_hash, stable_hash
+from core.paths import cache_dir
+from models import model_fingerprint, weights_source
+from models.training import ADAPTER, TrainReport, train_preferences, train_sft, trained
+
+
+def data_fingerprint(data_dir: str) -> str:
+    """Content hash of a training dataset's rows (not its files: a re-saved copy hashes the same)."""
+    return stable_hash(datasets.load_from_disk(data_dir).to_list())
+
+
+def adapter_fingerprint(kind: str, base: ModelConfig, data_fp: str, cfg: SFTConfig | PreferenceConfig,
+                        parent: str | None = None) -> str:
+    return stable_hash(kind, model_fingerprint(base.model_copy(update={"adapter": None})), data_fp, cfg, parent,
+                       code_hash(*TRAINING_CODE))
+
+
+def adapter_dir(kind: str, fingerprint: str) -> Path:
+    return cache_dir() / "adapters" / f"{kind}-{fingerprint[:12]}"
+
+
+def _progress_reporter(kind: str):
+    artifact = create_progress_artifact(0.0, key=f"{kind}-progress", description=f"{kind.upper()} training steps (%)")
+    logger = get_run_logger()
+
+    def report(step: int, total: int, loss: float, seconds_left: float) -> None:
+        update_progress_artifact(artifact, 100.0 * step / max(total, 1))
+        logger.info("%s step %d/%d, loss %.4f, about %.0f s left", kind, step, total, loss, seconds_left)
+    return report
+
+
+@task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="train-{kind}")
+def train_adapter(kind: str, base: ModelConfig, data_dir: str, cfg: SFTConfig | PreferenceConfig, fingerprint: str,
+                  sft_adapter: str | None = None) -> TrainReport:
+    """Train (or resume, or reuse) the adapter; its folder holds `adapter/` and `training.json`."""
+    out = adapter_dir(kind, fingerprint)
+    done = trained(out)
+    if done:
+        return done
+    out.mkdir(parents=True, exist_ok=True)
+    data, data_fp, report = datasets.load_from_disk(data_dir), data_fingerprint(data_dir), _progress_reporter(kind)
+    if kind == "sft":
+        return train_sft(weights_source(base), data, data_fp, cfg, out, report)
+    return train_preferences(weights_source(base), Path(sft_adapter) if sft_adapter else None, data, data_fp, cfg, out,
+                             report)
+
+
+@task
+def publish_training_report(report: TrainReport, out: Path) -> str:
+    curve = ", ".join(f"{loss:.3f}" for _, loss in report.curve[:: max(1, len(report.curve) // 20)])
+    create_markdown_artifact(
+        f"# {report.kind.upper()} adapter\n`{out / ADAPTER}`\n\n- rows: {report.rows}\n- steps: {report.steps} "
+        f"({report.seconds:.0f} s on {report.device}; resumed from step {report.resumed_from_step})\n"
+        f"- data fingerprint: `{report.data_fingerprint[:12]}`\n- loss curve: {curve}\n",
+        key=f"{report.kind}-adapter", description=f"{report.kind.upper()} training")
+    return str(out)
