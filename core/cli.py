@@ -23,11 +23,20 @@ COMMANDS = {
 }
 
 
+CONFIGS = {"evaluate": "EvalConfig", "bootstrap": "BootstrapConfig", "simulate": "SimulateConfig",
+           "personas": "PersonaConfig", "import-trees": "SimulateConfig", "curate": "CurateConfig",
+           "pipeline": "PipelineConfig"}
+
+
 def _parser() -> argparse.ArgumentParser:
+    import core.config
+
     parser = argparse.ArgumentParser(prog="selftrain", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, preset) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text)
+        keys = core.config.knobs(getattr(core.config, CONFIGS[name]))
+        sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                  epilog="config keys (--set key=value; defaults before the preset):\n  " + "\n  ".join(keys))
         sub.add_argument("--preset", default=preset, help=f"preset name in configs/ or a YAML path (default: {preset})")
         sub.add_argument(
             "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -7,7 +7,7 @@ form with help texts). Unknown keys are errors, never silently ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -223,6 +223,7 @@ class PipelineConfig(StrictModel):
     preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig, description="Held-out tasks and seeds (its agent/user are the above).")
     runs_dir: str = Field("runs", description="One folder per run (and per stage) is created under this directory.")
+    SHARED: ClassVar[tuple[str, ...]] = ("agent", "user", "runs_dir")  # set here once for every stage
 
     @model_validator(mode="after")
     def _roles_set_once(self) -> "PipelineConfig":
@@ -239,6 +240,24 @@ class PipelineConfig(StrictModel):
         """The config one stage runs with: the shared agent, user and runs folder filled in."""
         cfg = getattr(self, name)
         return cfg.model_copy(update={"agent": self.agent, "user": self.user, "runs_dir": self.runs_dir, **updates})
+
+
+def knobs(cls: type[StrictModel], prefix: str = "", default: StrictModel | None = None, skip: tuple = ()) -> list[str]:
+    """Every key of a config, dotted, with its default and help text: what `--help` lists."""
+    lines = []
+    for name, field in cls.model_fields.items():
+        if name in skip:
+            continue
+        key = f"{prefix}{name}"
+        if field.is_required():
+            lines.append(f"{key} (required)" + (f"  {field.description}" if field.description else ""))
+            continue
+        value = getattr(default, name) if default is not None else field.get_default(call_default_factory=True)
+        if isinstance(value, StrictModel):
+            lines += knobs(type(value), f"{key}.", value, getattr(cls, "SHARED", ()))
+            continue
+        lines.append(f"{key} = {value!r}" + (f"  {field.description}" if field.description else ""))
+    return lines
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

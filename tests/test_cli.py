@@ -87,3 +87,14 @@ def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
 def test_help_lists_the_commands_and_options():
     result = _cli("--help")
     assert result.returncode == 0 and "--preset" in result.stdout and "--set" in result.stdout
+
+
+def test_pipeline_help_shows_every_knob():
+    from core.config import PipelineConfig, knobs
+
+    result = _run("-m", "core.cli", "pipeline", "--help")
+    keys = [line.split()[0] for line in knobs(PipelineConfig)]
+    assert result.returncode == 0 and len(keys) > 100
+    for key in ("preference.beta", "sft.lora_r", "simulate.beam_size", "evaluation.n_tasks", "suites", "user.spec"):
+        assert key in keys and f"  {key} = " in result.stdout, key
+    assert "simulate.agent.spec" not in result.stdout  # roles are set once, at the top
