@@ -30,7 +30,9 @@ class PipelineReport(BaseModel):
     run_dir: str
     table: list[dict[str, str]]
     stages: dict[str, str]  # stage -> "ran" or "cached"
-    adapters: dict[str, str]
+    adapters: dict[str, str]  # stage -> adapter folder
+    evaluations: dict[str, str]  # stage -> evaluation run folder
+    curated: str  # the curate run folder (kept / dropped datasets, report, Data Docs)
 
 
 def _rows(path: Path) -> int:
@@ -81,4 +83,4 @@ def pipeline(cfg: PipelineConfig = PipelineConfig()) -> PipelineReport:
     table = publish_comparison(runs, links, run_dir)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
     return PipelineReport(run_dir=str(run_dir), table=table, stages=stages,
-                          adapters={name: a.path for name, a in adapters.items()})
+                          adapters={name: a.path for name, a in adapters.items()}, evaluations=runs, curated=str(kept))
