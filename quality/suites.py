@@ -34,8 +34,7 @@ class Entry(BaseModel):
         import great_expectations as gx
 
         cls = getattr(gx.expectations, _class_name(self.expectation))
-        return cls(**self.kwargs, severity=self.severity, meta={"reason": self.reason}, notes=self.why or None,
-                   description=self.describe())
+        return cls(**self.kwargs, severity=self.severity, meta={"reason": self.reason}, description=self.describe())
 
     def describe(self) -> str:
         bounds = ", ".join(f"{k} {v}" for k, v in self.kwargs.items() if k != "column")
@@ -51,6 +50,12 @@ class Suite(BaseModel):
     rows: tuple[Entry, ...] = ()
     batch: tuple[Entry, ...] = ()
     path: str = ""
+
+    @property
+    def where(self) -> str:
+        """The suite file, relative to the project when it ships with it."""
+        path = Path(self.path)
+        return str(path.relative_to(SUITES_DIR.parents[1])) if path.is_relative_to(SUITES_DIR.parents[1]) else self.path
 
 
 def suite_path(spec: str) -> Path:

@@ -141,7 +141,7 @@ def build_data_docs(table: pd.DataFrame, summary: dict[str, float], suites: list
             definition = _batch_definition(context, asset)
             validations = [context.validation_definitions.add(gx.ValidationDefinition(
                 name=f"{s.name}.{part}", data=definition,
-                suite=_gx_suite(context, f"{s.name}.{part}", getattr(s, part), f"{s.description} ({s.path})")))
+                suite=_gx_suite(context, f"{s.name}.{part}", getattr(s, part), f"{s.description} ({s.where})")))
                 for s in suites if getattr(s, part)]
             if validations:
                 checkpoint = context.checkpoints.add(gx.Checkpoint(
