@@ -160,7 +160,8 @@ def curate(preset: str | None, overrides: list[str]) -> None:
     print(f"\ncurated {cfg.source}: {report.counts['kept']} of {report.counts['dialogues']} dialogues kept")
     width = max((len(r["reason"]) for r in report.funnel + report.batch_checks), default=0)
     for r in report.funnel:
-        print(f"  {r['suite']:<9} {r['reason']:<{width}}  {r['severity']:<8}  failing {r['failing rows']:>6}  left {r['rows left']:>6}")
+        print(f"  {r['suite']:<9} {r['reason']:<{width}}  {r['severity']:<8}  failing {r['failing rows']:>6}  "
+              f"left {r['rows left']:>6}  {r['gates']}")
     for r in report.batch_checks:
         print(f"  batch     {r['reason']:<{width}}  {r['severity']:<8}  {r['observed']} ({r['expected']}): {r['result']}")
     print(f"  datasets: {', '.join(f'{k} {v}' for k, v in report.counts.items())}")

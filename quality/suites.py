@@ -1,7 +1,7 @@
 """Expectation suites as versioned files (quality/suites/*.yaml), each entry a filter with a reason.
 
 A suite file holds `rows` entries (checked on every dialogue; a failed critical one drops the
-row) and `batch` entries (checked once on the batch summary; a failed critical one fails the
+row, from the training sets it `gates`: all by default) and `batch` entries (checked once on the batch summary; a failed critical one fails the
 run). Every entry names a Great Expectations expectation and its arguments, a reason code the
 dropped rows carry, a severity (`critical` drops or fails, `warning` only reports) and a
 sentence saying why. A malformed file is one error naming the file and the entry.
@@ -28,6 +28,8 @@ class Entry(BaseModel):
     expectation: str = Field(description="A Great Expectations expectation, e.g. expect_column_values_to_be_between.")
     kwargs: dict[str, Any] = Field(default_factory=dict)
     why: str = ""
+    gates: tuple[Literal["sft", "dpo", "kto"], ...] = Field(
+        ("sft", "dpo", "kto"), description="Training sets a row failing this critical entry is kept out of.")
 
     def gx(self):
         """The GX expectation, carrying the reason in its meta; Data Docs show reason, severity, why and bounds."""

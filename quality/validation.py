@@ -42,7 +42,14 @@ class RowVerdicts:
     warned: dict[int, list[str]] = field(default_factory=dict)  # row -> warning reasons
 
     def kept(self, n: int) -> list[int]:
+        """Rows that passed every critical entry."""
         return [i for i in range(n) if i not in self.dropped]
+
+    def kept_for(self, n: int, dataset: str) -> list[int]:
+        """Rows no critical entry gating `dataset` failed: e.g. JOSH's full-reward filter gates SFT only,
+        so a dialogue that earned some sub-goals still gives its preference pairs."""
+        gone = {i for c in self.checks if c.entry.severity == "critical" and dataset in c.entry.gates for i in c.failing}
+        return [i for i in range(n) if i not in gone]
 
 
 def _context():
@@ -114,6 +121,7 @@ def funnel(n: int, verdicts: RowVerdicts) -> list[dict[str, str]]:
         if check.entry.severity == "critical":
             gone |= set(check.failing)
         rows.append({"suite": check.suite, "reason": check.entry.reason, "severity": check.entry.severity,
+                     "gates": ", ".join(check.entry.gates) if check.entry.severity == "critical" else "",
                      "failing rows": str(len(check.failing)), "rows left": str(n - len(gone))})
     return rows
 

@@ -88,8 +88,8 @@ def measure_and_filter(cfg: CurateConfig, dialogues: list[Dialogue], suites: lis
 
 @task
 def save_curated_datasets(dialogues: list[Dialogue], curated: Curated, source: str, run_dir: Path) -> dict[str, int]:
-    """Kept and dropped dialogues (with reasons and warnings), the metric table, and the training sets
-    of the source run restricted to the kept dialogues."""
+    """Kept and dropped dialogues (with reasons and warnings), the metric table, and each training set
+    of the source run restricted to the dialogues no critical entry gating it failed."""
     verdicts, n = curated.verdicts, len(dialogues)
     reasons = [verdicts.dropped.get(i, []) for i in range(n)]
     warnings = [verdicts.warned.get(i, []) for i in range(n)]
@@ -104,9 +104,9 @@ def save_curated_datasets(dialogues: list[Dialogue], curated: Curated, source: s
             ds = ds.add_column("reasons", [reasons[i] for i in rows])
         ds.save_to_disk(str(run_dir / name), num_shards=1)
     records.write_jsonl([dialogues[i] for i in kept], run_dir / "dialogues.jsonl")
-    kept_ids = {dialogues[i].id for i in kept}
     counts = {"dialogues": n, "kept": len(kept), "dropped": len(dropped)}
     for name in TRAINING_SETS:
+        kept_ids = {dialogues[i].id for i in verdicts.kept_for(n, name)}
         path = Path(source) / name
         if not path.is_dir():
             continue
@@ -150,8 +150,9 @@ def publish_funnel(curated: Curated, checks: list[Check], counts: dict[str, int]
     create_table_artifact(batch, key="curate-batch-checks", description="Dataset-level expectations")
     markdown = "\n".join([
         f"# Curation: {counts['kept']} of {counts['dialogues']} dialogues kept", f"Run folder `{run_dir}`.", "",
-        "| suite | reason | severity | failing rows | rows left |", "|---|---|---|---|---|",
-        *(f"| {r['suite']} | {r['reason']} | {r['severity']} | {r['failing rows']} | {r['rows left']} |" for r in rows), "",
+        "| suite | reason | severity | gates | failing rows | rows left |", "|---|---|---|---|---|---|",
+        *(f"| {r['suite']} | {r['reason']} | {r['severity']} | {r['gates']} | {r['failing rows']} | {r['rows left']} |"
+          for r in rows), "",
         "| batch check | severity | observed | expected | result |", "|---|---|---|---|---|",
         *(f"| {r['reason']} | {r['severity']} | {r['observed']} | {r['expected']} | {r['result']} |" for r in batch), "",
         "Datasets: " + ", ".join(f"{k}: {v}" for k, v in counts.items()),

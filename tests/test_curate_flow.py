@@ -68,15 +68,17 @@ def test_curate_keeps_the_good_dialogues_and_every_dropped_one_keeps_its_reasons
     assert dict(zip(dropped["id"], dropped["reasons"])) == {"toolwoz/d2": ["reward_below_full"],
                                                             "toolwoz/d3": ["error_on_path"]}
     assert len(records.dialogues_from_dataset(dropped.remove_columns(["reasons", "warnings"]))) == 2  # nothing lost
-    for name, per_dialogue in (("sft", 1), ("dpo", 2), ("kto", 1)):
+    rows = datasets.load_from_disk(str(run / "sft"))
+    assert sorted(rows["scenario_id"]) == ["toolwoz/d1", "toolwoz/d4"]
+    for name, per_dialogue in (("dpo", 2), ("kto", 1)):  # JOSH's filter gates SFT only: every dialogue's pairs stay
         rows = datasets.load_from_disk(str(run / name))
-        assert sorted(rows["scenario_id"]) == sorted(["toolwoz/d1", "toolwoz/d4"] * per_dialogue)
+        assert sorted(rows["scenario_id"]) == sorted([d.id for d in dialogues] * per_dialogue)
     table = pd.read_parquet(run / "metrics.parquet")
     assert table["kept"].tolist() == [True, False, False, True]
 
     assert [(r["reason"], r["rows left"]) for r in report.funnel if r["suite"] == "josh"] == [
         ("reward_below_full", "3"), ("error_on_path", "2")]
-    assert "| josh | error_on_path | critical | 1 | 2 |" in (run / "report.md").read_text()
+    assert "| josh | error_on_path | critical | sft | 1 | 2 |" in (run / "report.md").read_text()
     index = Path(report.data_docs)
     assert index.is_file() and "roleplay.rows" in index.read_text()
     assert _artifact_keys() == {"curate-funnel", "curate-batch-checks", "curate-report", "curate-data-docs"}

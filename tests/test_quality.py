@@ -116,10 +116,19 @@ def test_funnel_counts_rows_left_in_suite_order():
     table = dialogue_table(dialogues)
     verdicts = filter_rows(table, [load_suite("josh")])
     assert funnel(3, verdicts) == [
-        {"suite": "josh", "reason": "reward_below_full", "severity": "critical", "failing rows": "1", "rows left": "2"},
-        {"suite": "josh", "reason": "error_on_path", "severity": "critical", "failing rows": "1", "rows left": "1"},
+        {"suite": "josh", "reason": "reward_below_full", "severity": "critical", "gates": "sft", "failing rows": "1",
+         "rows left": "2"},
+        {"suite": "josh", "reason": "error_on_path", "severity": "critical", "gates": "sft", "failing rows": "1",
+         "rows left": "1"},
     ]
     assert verdicts.dropped == {0: ["reward_below_full"], 1: ["error_on_path"]}
+
+
+def test_an_entry_keeps_rows_out_of_the_training_sets_it_gates_only():
+    dialogues = [good("partial", reward=0.5), CASES["roleplay", "role_flip"][0], good("full")]
+    verdicts = filter_rows(dialogue_table(dialogues), [load_suite("roleplay"), load_suite("josh")])
+    assert verdicts.kept(3) == verdicts.kept_for(3, "sft") == [2]
+    assert verdicts.kept_for(3, "dpo") == verdicts.kept_for(3, "kto") == [0, 2]  # JOSH's filter gates SFT only
 
 
 @pytest.mark.parametrize("reason,summary", [
