@@ -291,6 +291,11 @@ def read_preset(preset: str) -> dict[str, Any]:
     if not path.is_file():
         names = sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
         raise ConfigError(f"preset {preset!r} not found (known presets: {', '.join(names)})")
+    return read_yaml_mapping(path, "config keys")
+
+
+def read_yaml_mapping(path: Path, holds: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (of `holds`), or one clear error naming the file and the line."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -298,7 +303,7 @@ def read_preset(preset: str) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"malformed YAML in {path}{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a mapping of {holds}, not {type(data).__name__}")
     return data
 
 

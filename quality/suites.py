@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.config import read_yaml_mapping
 from core.errors import ConfigError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -73,14 +73,7 @@ def suite_path(spec: str) -> Path:
 
 def load_suite(spec: str) -> Suite:
     path = suite_path(spec)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"malformed YAML in suite file {path}{where}: {getattr(e, 'problem', e)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"suite file {path} must hold a mapping (name, rows, batch), not {type(data).__name__}")
+    data = read_yaml_mapping(path, "name, description, rows and batch")
     entries = {part: data.pop(part, None) or [] for part in ("rows", "batch")}
     try:
         header = Suite.model_validate({**data, "path": str(path)})
