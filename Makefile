@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/selftrain evaluate --preset embedded
+	$(VENV)/bin/selftrain pipeline
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q

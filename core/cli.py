@@ -19,13 +19,15 @@ COMMANDS = {
     "personas": ("draw simulated-user personas and report their diversity", None),
     "import-trees": ("turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets", None),
     "curate": ("filter a simulate or import-trees run with expectation suites (set source=<run folder>)", None),
+    "selftalk": ("Self-talk on a workflow (set workflow=<name or YAML path>): dialogues and an SFT set", None),
+    "imagine": ("the imagination engine: imagined, critiqued and revised dialogues from a task description", None),
     "pipeline": ("self-training end to end: simulate, curate, SFT, DPO, evaluate base vs SFT vs DPO", "pipeline"),
 }
 
 
 CONFIGS = {"evaluate": "EvalConfig", "bootstrap": "BootstrapConfig", "simulate": "SimulateConfig",
            "personas": "PersonaConfig", "import-trees": "SimulateConfig", "curate": "CurateConfig",
-           "pipeline": "PipelineConfig"}
+           "selftalk": "SelfTalkConfig", "imagine": "ImagineConfig", "pipeline": "PipelineConfig"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,6 +111,40 @@ def simulate(preset: str | None, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
+def selftalk(preset: str | None, overrides: list[str]) -> None:
+    from core.config import SelfTalkConfig, build_config
+    from envs.workflows import load_workflow
+    from tasks.selftalk import check_roles
+
+    cfg = build_config(SelfTalkConfig, preset, overrides)
+    load_workflow(cfg.workflow)
+    check_roles(cfg)
+
+    from flows.selftalk import selftalk_flow
+
+    report = selftalk_flow(cfg)
+    print(f"\nSelf-talk on workflow {cfg.workflow}: agent {cfg.agent.spec} vs client {cfg.user.spec}, "
+          f"manager {cfg.manager.spec if cfg.manager else 'ROUGE-L'}")
+    print(format_table(report.summary))
+    print(f"  datasets: {', '.join(f'{k} ({v} rows)' for k, v in report.counts.items())}")
+    print(f"  run folder: {report.run_dir}")
+
+
+def imagine(preset: str | None, overrides: list[str]) -> None:
+    from core.config import ImagineConfig, build_config
+    from models import check_model
+
+    cfg = build_config(ImagineConfig, preset, overrides)
+    check_model(cfg.model)
+
+    from flows.imagine import imagine_flow
+
+    report = imagine_flow(cfg)
+    print(f"\nImagination engine: {cfg.model.spec} on: {cfg.task}")
+    print(f"  datasets: {', '.join(f'{k} ({v} rows)' for k, v in report.counts.items())}")
+    print(f"  run folder: {report.run_dir}")
+
+
 def personas(preset: str | None, overrides: list[str]) -> None:
     from core.config import PersonaConfig, build_config
     from models import check_model
@@ -172,8 +208,10 @@ def curate(preset: str | None, overrides: list[str]) -> None:
 def pipeline(preset: str | None, overrides: list[str]) -> None:
     from core.config import PipelineConfig, build_config
     from envs.toolwoz.data import package_file
+    from envs.workflows import load_workflow
     from models import check_model, weights_source
     from quality.suites import load_suite
+    from tasks.selftalk import check_roles
     from tasks.users import check_user
 
     cfg = build_config(PipelineConfig, preset, overrides)
@@ -181,7 +219,13 @@ def pipeline(preset: str | None, overrides: list[str]) -> None:
     check_model(cfg.agent)
     if cfg.agent.spec != "embedded":
         weights_source(cfg.agent)  # an API model cannot be trained here
-    check_user(cfg.user)
+    if cfg.source == "selftalk":
+        load_workflow(cfg.selftalk.workflow)
+        check_roles(cfg.stage("selftalk"))
+    else:
+        check_user(cfg.user)
+    if cfg.source == "imagine":
+        check_model(cfg.imagine.model)
     for suite in cfg.suites:
         load_suite(suite)
 
@@ -189,11 +233,15 @@ def pipeline(preset: str | None, overrides: list[str]) -> None:
 
     report = pipeline_flow(cfg)
     rows = report.table
-    print(f"\nself-training on ToolWOZ: agent {cfg.agent.spec} vs user {cfg.user.spec}, source {cfg.source}")
-    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
-    print("  " + "  ".join(k.ljust(w) for k, w in widths.items()))
-    for r in rows:
-        print("  " + "  ".join(r[k].ljust(w) for k, w in widths.items()))
+    print(f"\nself-training: agent {cfg.agent.spec} vs user {cfg.user.spec}, source {cfg.source}")
+    if rows:
+        widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
+        print("  " + "  ".join(k.ljust(w) for k, w in widths.items()))
+        for r in rows:
+            print("  " + "  ".join(r[k].ljust(w) for k, w in widths.items()))
+    else:
+        print("  not evaluated (imagined tasks have no environment); adapters: "
+              + ", ".join(f"{k} {v}" for k, v in report.adapters.items()))
     print(f"  stages: {', '.join(f'{k} ({v})' for k, v in report.stages.items())}")
     print(f"  run folder: {report.run_dir}")
 
@@ -206,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas,
                     "import-trees": import_trees, "curate": curate,
-                    "pipeline": pipeline}
+                    "selftalk": selftalk, "imagine": imagine, "pipeline": pipeline}
         commands[args.command](args.preset, args.overrides)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -208,16 +208,64 @@ class CurateConfig(StrictModel):
     run_name: str | None = Field(None, description="Run folder name; default: curate-<time>.")
 
 
+class SelfTalkConfig(StrictModel):
+    """Self-talk on a workflow domain: a client and the agent role-play while a workflow manager steers the agent."""
+
+    workflow: str = Field("refund_desk", description="A workflow in configs/workflows/ by name, or a path to a workflow YAML file.")
+    agent: ModelConfig = Field(default_factory=ModelConfig)
+    user: ModelConfig = Field(default_factory=lambda: ModelConfig(spec="script"),
+                              description="The client: a model, or `script` (offline: the workflow's reference answers).")
+    manager: ModelConfig | None = Field(
+        None, description="The model the workflow manager asks which reference answer the client gave, and which runs "
+                          "the start/middle/end check (None = ROUGE-L matching, no phase check).")
+    agent_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=96, seed=0))
+    user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=64, seed=0))
+    manager_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=8))
+    personas: PersonaConfig = Field(default_factory=PersonaConfig)
+    n_dialogues: int = Field(40, gt=0, description="Conversations: the workflow's intentions in turn, each with the next persona.")
+    max_turns: int = Field(8, gt=0, description="Agent turns per conversation (the paper: 8).")
+    end_phrases: list[str] = Field(default_factory=lambda: ["goodbye", "bye", "have a nice day"],
+                                   description="Words that end the conversation when either side says them.")
+    subgoal_threshold: float = Field(0.33, gt=0, le=1, description="ROUGE-L from which an agent utterance completes a workflow step.")
+    off_script: float = Field(0.1, ge=0, le=1, description="Scripted client: chance of an answer outside the workflow.")
+    guided: bool = Field(True, description="The manager tells the agent what to say next (False: the agent follows the "
+                                           "workflow in its prompt on its own, as when a trained agent is evaluated).")
+    seed: int = Field(0, description="Which personas go with which intentions.")
+    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
+    run_name: str | None = Field(None, description="Run folder name; default: selftalk-<time>.")
+
+
+class ImagineConfig(StrictModel):
+    """The imagination engine: personas, then imagined successes and failures, critiqued and revised, from a task description."""
+
+    task: str = Field("Help a customer of an online shop get a refund or a replacement for a damaged or wrong item.",
+                      description="What the agent is for, in free text: all the engine is given.")
+    criteria: list[str] = Field(
+        default_factory=lambda: ["The agent only promises what it can do and asks for what it needs.",
+                                 "The user behaves like the persona and the conversation sounds real.",
+                                 "The outcome (success or failure) is clear by the end."],
+        description="What the critique checks each dialogue against.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The model that imagines, critiques and revises.")
+    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.9, max_new_tokens=512, seed=0))
+    personas: PersonaConfig = Field(default_factory=lambda: PersonaConfig(n=16))
+    critique: bool = Field(True, description="Critique and revise each imagined dialogue (False: keep the drafts).")
+    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
+    run_name: str | None = Field(None, description="Run folder name; default: imagine-<time>.")
+
+
 class PipelineConfig(StrictModel):
     """Self-training end to end: simulate (or import josh-train's trees) -> curate -> SFT -> DPO -> evaluate
     base, SFT and DPO on the same held-out tasks and seeds."""
 
-    source: Literal["simulate", "josh-trees"] = Field(
-        "simulate", description="`simulate`: JOSH with the base agent; `josh-trees`: josh-train's shipped Llama-3 trees."
-    )
+    source: Literal["simulate", "josh-trees", "selftalk", "imagine"] = Field(
+        "simulate", description="`simulate`: JOSH with the base agent; `josh-trees`: josh-train's shipped Llama-3 trees; "
+                                "`selftalk`: Self-talk on a workflow (evaluated by unguided self-talk, other persona pairings); "
+                                "`imagine`: the imagination engine on a task description (no environment: not evaluated).")
     agent: ModelConfig = Field(default_factory=ModelConfig, description="The base model: simulates, is trained, is evaluated.")
     user: ModelConfig = Field(default_factory=lambda: ModelConfig(spec="agenda"), description="Who plays the customer.")
     simulate: SimulateConfig = Field(default_factory=SimulateConfig, description="JOSH settings (its agent/user are the above).")
+    selftalk: SelfTalkConfig = Field(default_factory=SelfTalkConfig, description="Self-talk settings (its agent/user are the above).")
+    imagine: ImagineConfig = Field(default_factory=ImagineConfig, description="Imagination engine settings (its own model).")
     suites: list[str] = Field(default_factory=lambda: ["roleplay", "josh", "batch"], description="Curation suites, in order.")
     sft: SFTConfig = Field(default_factory=SFTConfig)
     preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
@@ -227,10 +275,13 @@ class PipelineConfig(StrictModel):
 
     @model_validator(mode="after")
     def _roles_set_once(self) -> "PipelineConfig":
-        for stage in ("simulate", "evaluation"):
+        for stage in ("simulate", "selftalk", "evaluation"):
             for role in ("agent", "user"):
                 if getattr(self, stage).model_fields_set & {role}:
                     raise ValueError(f"set {role}.* at the top level, not {stage}.{role}: every stage uses the same {role}")
+        if self.source == "selftalk" and self.user.spec == "agenda":
+            raise ValueError("the agenda user plays ToolWOZ customers: for source=selftalk set user.spec=script "
+                             "(the workflow's scripted client) or a model")
         if self.simulate.agent_prompt != self.evaluation.agent_prompt:
             raise ValueError(f"simulate.agent_prompt ({self.simulate.agent_prompt}) and evaluation.agent_prompt "
                              f"({self.evaluation.agent_prompt}) differ: the agent is trained and evaluated in one format")

@@ -39,4 +39,6 @@ SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/users.py"
 JOSH_CODE = (*SIMULATION_CODE, "tasks/josh.py")
 QUALITY_CODE = ("quality", "tasks/harvest.py", "tasks/stops.py", *ENV_CODE, *FORMAT_CODE)  # plus the suites' content
 TRAINING_CODE = ("models/training.py", "models/hf_backend.py")  # plus the base's weights, the rows and the config
+SELFTALK_CODE = ("envs/workflows", "tasks/selftalk.py", "tasks/react.py", "tasks/stops.py", "models", "core/types.py")
+IMAGINE_CODE = ("tasks/imagine.py", "models", "core/types.py")
 IMPORT_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/harvest.py", "core/types.py")  # josh-train's trees, replayed here

@@ -40,6 +40,8 @@ DIALOGUE_FEATURES = datasets.Features(
         "invalid_calls": datasets.Value("int64"),
         "prompt_tokens": datasets.Value("int64"),
         "completion_tokens": datasets.Value("int64"),
+        "workflow_steps": datasets.Value("int64"),
+        "workflow_depth": datasets.Value("float64"),
         "agent_model": datasets.Value("string"),
         "user_model": datasets.Value("string"),
     }
@@ -101,7 +103,7 @@ def dialogue_from_row(row: dict[str, Any]) -> Dialogue:
     if row["persona_attributes"] is not None:
         persona = Persona(attributes=json.loads(row["persona_attributes"]), text=row["persona_text"] or "")
     scenario = Scenario(domain=row["domain"], task_id=row["task_id"], instruction=row["instruction"], persona=persona)
-    outcome = Outcome(**{k: row[k] for k in Outcome.model_fields})
+    outcome = Outcome(**{k: row[k] for k in Outcome.model_fields if k in row})  # older datasets lack newer fields
     return Dialogue(
         scenario=scenario,
         messages=tuple(message_from_row(m) for m in row["messages"]),

@@ -73,6 +73,7 @@ class Termination(str, Enum):
     role_flip = "role_flip"  # the user simulator wrote agent actions
     agent_retries_exhausted = "agent_retries_exhausted"  # no SPEAK within the agent's step budget
     all_rewards_earned = "all_rewards_earned"  # JOSH: nothing left to earn, the conversation is cut there
+    conversation_end = "conversation_end"  # workflow domains: a closing step, an end phrase or the phase check
 
 
 class Outcome(Frozen):
@@ -84,6 +85,8 @@ class Outcome(Frozen):
     invalid_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    workflow_steps: int | None = None  # workflow domains: steps the agent completed (Self-talk's absolute depth)
+    workflow_depth: float | None = None  # ... divided by the steps on the workflow's longest path
 
 
 class Dialogue(Frozen):

@@ -21,7 +21,7 @@ from tasks import react, stops
 from tasks.harvest import is_error_message
 from tasks.user_sim import END_MARKER
 
-ENDED_PROPERLY = {Termination.user_ended, Termination.all_rewards_earned}
+ENDED_PROPERLY = {Termination.user_ended, Termination.all_rewards_earned, Termination.conversation_end}
 MAX_REPEAT_N = 10  # LLM Roleplay's non-coherence check: n-grams of 2..10 words
 _LABEL = re.compile(r"^\s*(user|customer|agent|assistant|system)\s*:", re.IGNORECASE | re.MULTILINE)
 _OUT_OF_CHARACTER = re.compile(r"\b(as an ai|language model|i am an? (ai|assistant|agent|chatbot))\b", re.IGNORECASE)
@@ -35,14 +35,15 @@ class Utterance:
     text: str  # what was said: the user's words, the agent's SPEAK text
 
 
-def utterances(messages: Sequence[Message]) -> list[Utterance]:
-    """The spoken turns: user messages without the end marker, agent SPEAK texts (calls and plans are not speech)."""
+def utterances(messages: Sequence[Message], plain: bool = False) -> list[Utterance]:
+    """The spoken turns: user messages without the end marker, agent SPEAK texts (calls and plans are not speech);
+    `plain`: agent messages are speech as they stand (workflow domains have no ReAct format)."""
     out = []
     for m in messages:
         if m.role == "user":
             out.append(Utterance("user", m.content.replace(END_MARKER, "").strip()))
         elif m.role == "assistant" and not m.tool_calls:
-            speech = react.parse_action(m.content).speak
+            speech = m.content.strip() if plain else react.parse_action(m.content).speak
             if speech:
                 out.append(Utterance("assistant", speech))
     return out
@@ -118,6 +119,23 @@ def persona_adherence(d: Dialogue) -> float | None:
     return len(kept) / len(turns) if turns else None
 
 
+PLAIN_DOMAINS = {"workflow", "imagined"}  # agents that only talk: their messages are speech, no ReAct format
+
+
+def is_plain(d: Dialogue) -> bool:
+    return d.scenario.domain in PLAIN_DOMAINS
+
+
+def character_consistency(d: Dialogue) -> float | None:
+    """Cheap proxy for Self-talk's character consistency: share of the agent's utterances that stay the agent
+    (no role labels, no 'as an AI', not a copy of the client's last words). None when the agent said nothing."""
+    turns = utterances(d.messages, is_plain(d))
+    agent = [(i, u.text) for i, u in enumerate(turns) if u.role == "assistant"]
+    copied = {i for i, text in agent if i and turns[i - 1].role == "user" and text.lower() == turns[i - 1].text.lower()}
+    kept = [i for i, text in agent if text and not _LABEL.search(text) and not _OUT_OF_CHARACTER.search(text) and i not in copied]
+    return len(kept) / len(agent) if agent else None
+
+
 def dialogue_row(d: Dialogue, turns: list[Utterance], goal: GoalCheck | None = None, judged: float | None = None) -> dict:
     """The row of one dialogue (`turns`: its utterances); `judged` is an LLM judge's persona score, replacing the proxy."""
     words = [w for u in turns for w in u.text.lower().split()]
@@ -144,8 +162,9 @@ def dialogue_row(d: Dialogue, turns: list[Utterance], goal: GoalCheck | None = N
         "mean_utterance_words": len(words) / len(turns) if turns else 0.0,
         "goal_values_conveyed": conveyed[0] / conveyed[1] if conveyed and conveyed[1] else None,
         "persona_adherence": persona_adherence(d) if judged is None else judged,
-        "workflow_steps": None,  # filled by workflow domains (Self-talk)
-        "workflow_depth": None,  # workflow steps completed / steps in the workflow
+        "character_consistency": character_consistency(d),
+        "workflow_steps": o.workflow_steps,  # workflow domains (Self-talk): steps the agent completed
+        "workflow_depth": o.workflow_depth,  # ... / steps on the workflow's longest path
     }
 
 
@@ -153,7 +172,7 @@ def dialogue_table(dialogues: Sequence[Dialogue], goal: GoalCheck | None = None,
                    judged: Sequence[float | None] | None = None, near_duplicate_threshold: float = 0.8) -> pd.DataFrame:
     """One row per dialogue, plus batch columns: completion rank and near-duplicate clusters."""
     judged = judged or [None] * len(dialogues)
-    turns = [utterances(d.messages) for d in dialogues]
+    turns = [utterances(d.messages, is_plain(d)) for d in dialogues]
     table = pd.DataFrame([dialogue_row(d, t, goal, j) for d, t, j in zip(dialogues, turns, judged)],
                          columns=list(dialogue_row(_EMPTY, []).keys()))
     return with_batch_columns(table, [" ".join(u.text for u in t) for t in turns], near_duplicate_threshold)
@@ -163,16 +182,18 @@ def with_batch_columns(table: pd.DataFrame, texts: list[str], threshold: float) 
     """Columns that compare a dialogue with the rest of the batch.
 
     completion: workflow depth where there is a workflow, else reward (Self-talk's %-Subgoals ranks by it);
-    completion_top_share: the share of the batch at or above this row's completion (0.05 = top 5%);
+    completion_top_share: this row's place when the batch is sorted by completion, as a share of the batch
+    (0.05 = top 5%; ties keep batch order, so a top-p filter keeps exactly p of the batch);
     near_duplicate_of: the id of the first dialogue of its near-duplicate cluster; cluster size; whether
     this row is a later copy (is_near_duplicate).
     """
     table = table.astype({"workflow_steps": "Int64", "workflow_depth": "Float64", "valid_call_rate": "Float64",
                           "repeated_utterance_rate": "Float64", "distinct_1": "Float64", "distinct_2": "Float64",
-                          "goal_values_conveyed": "Float64", "persona_adherence": "Float64"})
+                          "goal_values_conveyed": "Float64", "persona_adherence": "Float64",
+                          "character_consistency": "Float64"})
     completion = table["workflow_depth"].astype("float64").fillna(table["reward"].astype("float64"))
     table["completion"] = completion
-    table["completion_top_share"] = completion.rank(method="max", ascending=False) / max(len(table), 1)
+    table["completion_top_share"] = completion.rank(method="first", ascending=False) / max(len(table), 1)
     clusters = cluster_near_duplicates(texts, threshold)
     ids = table["id"].tolist()
     table["near_duplicate_of"] = [ids[c] for c in clusters]
@@ -189,7 +210,7 @@ def batch_summary(table: pd.DataFrame, kept: list[int], dialogues: Sequence[Dial
     """
     grams: list[tuple[str, str]] = []
     for i in kept:
-        words = [w for u in utterances(dialogues[i].messages) for w in u.text.lower().split()]
+        words = [w for u in utterances(dialogues[i].messages, is_plain(dialogues[i])) for w in u.text.lower().split()]
         grams += zip(words, words[1:])
     clusters = table["near_duplicate_of"].iloc[kept].value_counts()
     return {"rows": len(table), "kept": len(kept), "kept_share": len(kept) / len(table) if len(table) else 0.0,

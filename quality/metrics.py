@@ -79,3 +79,19 @@ def paired_difference(after: list[float], before: list[float], resamples: int = 
     """(mean of after - before, low, high), resampling tasks with both values kept together (paired
     bootstrap): an interval that excludes 0 is a significant change on these tasks."""
     return bootstrap_mean([a - b for a, b in zip(after, before, strict=True)], resamples, seed)
+
+
+def text_diversity(texts: list[str], max_n: int = 5, max_pairs: int = 2000, seed: int = 0) -> dict[str, float | int]:
+    """Self-talk's diversity of a batch of utterances: unique words, unique word n-grams (n <= max_n), and
+    1 - mean ROUGE-L over pairs of texts (a seeded sample of at most max_pairs pairs)."""
+    import random
+
+    from envs.workflows.progress import rouge_l
+
+    tokens = [t.lower().split() for t in texts]
+    grams = {tuple(words[i : i + n]) for words in tokens for n in range(1, max_n + 1) for i in range(len(words) - n + 1)}
+    pairs = [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))]
+    pairs = random.Random(seed).sample(pairs, min(max_pairs, len(pairs)))
+    overlap = mean(rouge_l(texts[i], texts[j]) for i, j in pairs) if pairs else 0.0
+    return {"unique_words": len({w for words in tokens for w in words}), "unique_ngrams": len(grams),
+            "rouge_l_diversity": round(1 - overlap, 4)}

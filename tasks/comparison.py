@@ -17,8 +17,8 @@ from quality.metrics import bootstrap_mean, paired_difference
 
 
 def per_task(run_dir: str) -> dict[str, tuple[float, float]]:
-    """task id -> (success 0/1, reward) of one evaluation run."""
-    return {d.scenario.task_id: (float(d.outcome.success), d.outcome.reward)
+    """scenario id -> (success 0/1, reward) of one evaluation run (a scenario: a task, played by a persona or not)."""
+    return {d.id: (float(d.outcome.success), d.outcome.reward)
             for d in read_jsonl(Path(run_dir) / "dialogues.jsonl")}
 
 
@@ -58,7 +58,7 @@ def display_rows(rows: list[dict]) -> list[dict[str, str]]:
              "reward change vs previous": change(r, "reward_change", 1, 3, "")} for r in rows]
 
 
-def plot(rows: list[dict], path: Path) -> Path:
+def plot(rows: list[dict], path: Path, held_out: str) -> Path:
     """Success and average reward per stage with their 95% intervals, side by side."""
     import matplotlib
 
@@ -73,7 +73,7 @@ def plot(rows: list[dict], path: Path) -> Path:
         ax.bar(names, means, yerr=errors, capsize=6, color=["#9aa5b1", "#4c78a8", "#f58518"][: len(rows)])
         ax.set_title(title)
         ax.set_ylim(bottom=0)
-    fig.suptitle(f"ToolWOZ, {rows[0]['tasks']} held-out tasks (95% bootstrap intervals)", fontsize=10)
+    fig.suptitle(f"{held_out} (95% bootstrap intervals)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -81,19 +81,19 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 
 @task
-def publish_comparison(stages: dict[str, str], links: dict[str, str], run_dir: Path) -> list[dict[str, str]]:
-    """Table artifact, markdown report with the plot and links to every dataset, Data Docs and adapter."""
-    rows = comparison(stages)
+def publish_comparison(stages: dict[str, str], links: dict[str, str], run_dir: Path, held_out: str) -> list[dict[str, str]]:
+    """Table artifact, markdown report with the plot and links to every dataset, Data Docs and adapter.
+    `held_out` says what the stages were evaluated on; with no evaluation, the report only links."""
+    rows = comparison(stages) if stages else []
     table = display_rows(rows)
-    image = plot(rows, run_dir / "stages.png")
-    create_table_artifact(table, key="pipeline-comparison", description="Base vs SFT vs DPO on the same held-out tasks")
-    header = list(table[0])
-    markdown = "\n".join([
-        "# Self-training: base vs SFT vs DPO", f"Run folder `{run_dir}`; plot `{image}`.", "",
-        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-        *("| " + " | ".join(r[h] for h in header) + " |" for r in table), "",
-        "| what | where |", "|---|---|", *(f"| {k} | `{v}` |" for k, v in links.items()),
-    ]) + "\n"
+    lines = ["# Self-training: base vs SFT vs DPO", f"Run folder `{run_dir}`. Evaluated on: {held_out}.", ""]
+    if table:
+        image = plot(rows, run_dir / "stages.png", held_out)
+        create_table_artifact(table, key="pipeline-comparison", description=f"Base vs SFT vs DPO on {held_out}")
+        header = list(table[0])
+        lines += [f"Plot `{image}`.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                  *("| " + " | ".join(r[h] for h in header) + " |" for r in table), ""]
+    markdown = "\n".join([*lines, "| what | where |", "|---|---|", *(f"| {k} | `{v}` |" for k, v in links.items())]) + "\n"
     create_markdown_artifact(markdown, key="pipeline-report", description="Self-training pipeline")
     (run_dir / "report.md").write_text(markdown)
     return table
