@@ -52,6 +52,14 @@ def format_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(f"  {r['metric']:<{width}}  {r['value']}" for r in rows)
 
 
+def print_run(title: str, report) -> None:
+    """A data-making run's summary: its title, metric table, datasets with row counts, run folder."""
+    print(f"\n{title}")
+    print(format_table(report.summary))
+    print(f"  datasets: {', '.join(f'{k} ({v} rows)' for k, v in report.counts.items())}")
+    print(f"  run folder: {report.run_dir}")
+
+
 def _checked(cls, preset: str | None, overrides: list[str]):
     """The config, after checking what a run needs before it starts: the data package and the models."""
     from core.config import build_config
@@ -105,10 +113,7 @@ def simulate(preset: str | None, overrides: list[str]) -> None:
     from flows.simulate import simulate as simulate_flow
 
     report = simulate_flow(cfg)
-    print(f"\nJOSH on ToolWOZ {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}, beam {cfg.beam_size}")
-    print(format_table(report.summary))
-    print(f"  datasets: {', '.join(f'{k} ({v} rows)' for k, v in report.counts.items())}")
-    print(f"  run folder: {report.run_dir}")
+    print_run(f"JOSH on ToolWOZ {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}, beam {cfg.beam_size}", report)
 
 
 def selftalk(preset: str | None, overrides: list[str]) -> None:
@@ -123,11 +128,8 @@ def selftalk(preset: str | None, overrides: list[str]) -> None:
     from flows.selftalk import selftalk_flow
 
     report = selftalk_flow(cfg)
-    print(f"\nSelf-talk on workflow {cfg.workflow}: agent {cfg.agent.spec} vs client {cfg.user.spec}, "
-          f"manager {cfg.manager.spec if cfg.manager else 'ROUGE-L'}")
-    print(format_table(report.summary))
-    print(f"  datasets: {', '.join(f'{k} ({v} rows)' for k, v in report.counts.items())}")
-    print(f"  run folder: {report.run_dir}")
+    print_run(f"Self-talk on workflow {cfg.workflow}: agent {cfg.agent.spec} vs client {cfg.user.spec}, "
+              f"manager {cfg.manager.spec if cfg.manager else 'ROUGE-L'}", report)
 
 
 def imagine(preset: str | None, overrides: list[str]) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from statistics import mean
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel
 
 from core import records
@@ -30,6 +29,7 @@ from quality.dialogue_table import ENDED_PROPERLY, character_consistency
 from quality.metrics import text_diversity
 from tasks import selftalk
 from tasks.harvest import chat
+from tasks.run_report import publish_metrics
 
 
 class SelfTalkReport(BaseModel):
@@ -120,14 +120,9 @@ def summary_rows(dialogues: list[Dialogue], cached: bool) -> list[dict[str, str]
 
 
 @task
-def publish_summary(rows: list[dict[str, str]], cfg: SelfTalkConfig, run_dir: Path) -> None:
-    create_table_artifact(rows, key="selftalk-summary", description=f"Self-talk on workflow {cfg.workflow}")
-    markdown = "\n".join([f"# Self-talk: `{cfg.agent.spec}` vs client `{cfg.user.spec}` on workflow `{cfg.workflow}`",
-                          f"Run folder `{run_dir}`.", "", "| metric | value |", "|---|---|",
-                          *(f"| {r['metric']} | {r['value']} |" for r in rows)]) + "\n"
-    create_markdown_artifact(markdown, key="selftalk-report", description="Self-talk summary")
-    (run_dir / "report.md").write_text(markdown)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
+def publish_summary(rows: list[dict[str, str]], cfg: SelfTalkConfig, run_dir: Path) -> Path:
+    title = f"Self-talk: `{cfg.agent.spec}` vs client `{cfg.user.spec}` on workflow `{cfg.workflow}`"
+    return publish_metrics(rows, cfg, run_dir, "selftalk", title)
 
 
 @flow(name="selftalk")

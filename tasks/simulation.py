@@ -14,7 +14,6 @@ from statistics import mean
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from core import records
 from core.config import ModelConfig, SimulateConfig
@@ -24,6 +23,7 @@ from envs.toolwoz import data as toolwoz_data, load_toolwoz
 from tasks import harvest, josh, react, rollout
 from tasks.users import loaded_roles
 from tasks.evaluation import scenario
+from tasks.run_report import publish_metrics
 
 
 @task
@@ -118,11 +118,5 @@ def summary_rows(trees: list[JoshTree], counts: dict[str, int], cfg: SimulateCon
 
 @task
 def publish_summary(rows: list[dict[str, str]], cfg: SimulateConfig, run_dir: Path) -> Path:
-    create_table_artifact(rows, key="simulation-summary", description=f"JOSH on ToolWOZ {cfg.split}, beam {cfg.beam_size}")
-    markdown = "\n".join([f"# Simulation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`, beam {cfg.beam_size}",
-                          f"Run folder `{run_dir}`.", "", "| metric | value |", "|---|---|",
-                          *(f"| {r['metric']} | {r['value']} |" for r in rows)]) + "\n"
-    create_markdown_artifact(markdown, key="simulation-report", description="Simulation summary")
-    (run_dir / "report.md").write_text(markdown)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
-    return run_dir / "report.md"
+    title = f"Simulation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`, JOSH on ToolWOZ {cfg.split}, beam {cfg.beam_size}"
+    return publish_metrics(rows, cfg, run_dir, "simulation", title)
