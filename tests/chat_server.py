@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -13,9 +14,12 @@ class ChatServer:
 
     `statuses` scripts the first responses (e.g. [429] = one 429, then 200s). Error bodies
     echo the Authorization header, as some real servers do, to test that we redact keys.
+    `reply` (request body -> text) scripts what the model says; by default each text names its prompt.
     """
 
-    def __init__(self, statuses: list[int] = (), delay: float = 0.0, max_choices: int | None = None):
+    def __init__(self, statuses: list[int] = (), delay: float = 0.0, max_choices: int | None = None,
+                 reply: Callable[[dict], str] | None = None):
+        self.reply = reply
         self.statuses = list(statuses)
         self.delay = delay
         self.max_choices = max_choices
@@ -32,7 +36,7 @@ class ChatServer:
         self.httpd.server_close()
 
     def completion(self, body: dict) -> dict:
-        """One choice per requested n (capped by max_choices), each text naming its prompt."""
+        """One choice per requested n (capped by max_choices)."""
         last = body["messages"][-1]["content"]
         k = min(body.get("n", 1), self.max_choices or 1000)
         prompt, completion = sum(len((m.get("content") or "").split()) for m in body["messages"]), 5 * k
@@ -44,7 +48,7 @@ class ChatServer:
             "choices": [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": f"reply {i} to {last}"},
+                    "message": {"role": "assistant", "content": self.reply(body) if self.reply else f"reply {i} to {last}"},
                     "finish_reason": "stop",
                 }
                 for i in range(k)
