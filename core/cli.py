@@ -44,7 +44,25 @@ def _parser() -> argparse.ArgumentParser:
             "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
             help="override a config key, e.g. --set n_tasks=20 --set agent.spec=openai:gpt-4o-mini (repeatable)",
         )
+    _ops_parser(commands)
     return parser
+
+
+def _ops_parser(commands) -> None:
+    ops = commands.add_parser("ops", help="local operations: a Prefect server and worker, deployments, runs",
+                              description="Run the flows as deployments on a local Prefect server (127.0.0.1), watched in its UI.")
+    actions = ops.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="start a Prefect server and a process worker (pool `local`) in the background")
+    up.add_argument("--port", type=int, default=4200)
+    deploy = actions.add_parser("deploy", help="register prefect.yaml's deployments (all, or --name ...)")
+    deploy.add_argument("--name", dest="names", action="append", metavar="DEPLOYMENT")
+    run = actions.add_parser("run", help="trigger a deployment's run with --set overrides of its parameters")
+    run.add_argument("deployment", help="a deployment name from prefect.yaml, e.g. pipeline-embedded")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a parameter: `n_tasks=5` sets cfg.n_tasks; `base.spec=...` a flow parameter")
+    run.add_argument("--wait", action="store_true", help="wait for the run to finish and print its final state")
+    actions.add_parser("status", help="what runs, what is deployed, the next scheduled runs")
+    actions.add_parser("down", help="stop the worker, then the server")
 
 
 def format_table(rows: list[dict[str, str]]) -> str:
@@ -248,6 +266,31 @@ def pipeline(preset: str | None, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
+def ops(args) -> None:
+    from core import ops as local
+
+    if args.action == "up":
+        url = local.up(args.port)
+        print(f"Prefect server: {url.removesuffix('/api')} (UI); worker polling pool `{local.POOL}`; logs in {local.ops_dir()}")
+        print(f"send command-line runs to it too: export PREFECT_API_URL={url}")
+    elif args.action == "deploy":
+        local.deploy(args.names)
+        print(f"deployed on {local.api_url()}: {', '.join(local.status()['deployments'])}")
+    elif args.action == "run":
+        run = local.trigger(args.deployment, args.overrides, wait=args.wait)
+        print(f"flow run {run.name}: {run.state.type.value}{f' ({run.state.message})' if run.state.message else ''}")
+        print(f"  {local.api_url().removesuffix('/api')}/runs/flow-run/{run.id}")
+        if args.wait and run.state.type.value != "COMPLETED":
+            raise local.OpsError(f"flow run {run.name} ended {run.state.type.value}; its log ends:\n"
+                                 + "\n".join(local.run_logs(run.id)[-5:]))
+    elif args.action == "status":
+        for key, value in local.status().items():
+            print(f"  {key}: {value if value is not None else 'not running'}")
+    else:
+        local.down()
+        print("worker and server stopped")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
@@ -257,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas,
                     "import-trees": import_trees, "curate": curate,
                     "selftalk": selftalk, "imagine": imagine, "pipeline": pipeline}
-        commands[args.command](args.preset, args.overrides)
+        if args.command == "ops":
+            ops(args)
+        else:
+            commands[args.command](args.preset, args.overrides)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -358,10 +358,15 @@ def read_yaml_mapping(path: Path, holds: str) -> dict[str, Any]:
     return data
 
 
-def build_config(cls: type[C], preset: str | None = None, overrides: list[str] = ()) -> C:
-    data = read_preset(preset) if preset else {}
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each `a.b=value` override in the nested mapping `data` (in place; returned for chaining)."""
     for text in overrides:
         _set_dotted(data, *parse_override(text))
+    return data
+
+
+def build_config(cls: type[C], preset: str | None = None, overrides: list[str] = ()) -> C:
+    data = apply_overrides(read_preset(preset) if preset else {}, overrides)
     try:
         return cls.model_validate(data)
     except ValidationError as e:
