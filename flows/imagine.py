@@ -24,6 +24,7 @@ from flows.personas import personas
 from models import load_model, model_fingerprint
 from tasks import harvest, imagine
 from tasks.imagine import Imagined
+from tasks.retries import ENDPOINT_RETRIES
 
 
 class ImagineReport(BaseModel):
@@ -37,7 +38,7 @@ def imagine_fingerprint(cfg: ImagineConfig, drawn: list[Persona]) -> str:
                        "critique"}), [p.id for p in drawn], code_hash(*IMAGINE_CODE))
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"])
+@task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
 def imagine_dialogues(cfg: ImagineConfig, drawn: list[Persona], fingerprint: str) -> list[Imagined]:
     """Task-specific personas, then a critiqued and revised success and failure for each (API calls cost: cached)."""
     model = load_model(cfg.model)

@@ -19,6 +19,7 @@ from core.paths import new_run_dir
 from core.types import Persona
 from models import load_model
 from tasks import personas as grid
+from tasks.retries import ENDPOINT_RETRIES
 
 
 @task
@@ -26,7 +27,8 @@ def sample_personas(n: int, seed: int) -> list[Persona]:
     return grid.sample_personas(n, seed)
 
 
-@task(cache_key_fn=lambda _, p: stable_hash("rewrite", [x.id for x in p["drawn"]], p["cfg"].rewrite, p["cfg"].rewrite_sampling))
+@task(cache_key_fn=lambda _, p: stable_hash("rewrite", [x.id for x in p["drawn"]], p["cfg"].rewrite, p["cfg"].rewrite_sampling),
+      **ENDPOINT_RETRIES)
 def rewrite_personas(drawn: list[Persona], cfg: PersonaConfig) -> list[Persona]:
     """Each template rewritten as prose by the configured model (cached: API calls cost money)."""
     model = load_model(cfg.rewrite)

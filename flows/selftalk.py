@@ -30,6 +30,7 @@ from quality.metrics import text_diversity
 from tasks import selftalk
 from tasks.harvest import chat
 from tasks.run_report import publish_metrics
+from tasks.retries import ENDPOINT_RETRIES
 
 
 class SelfTalkReport(BaseModel):
@@ -57,7 +58,7 @@ def selftalk_fingerprint(cfg: SelfTalkConfig, workflow: Workflow, shard: list[Sc
                        code_hash(*SELFTALK_CODE))
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"])
+@task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
 def selftalk_dialogues(cfg: SelfTalkConfig, workflow: Workflow, shard: list[Scenario], fingerprint: str) -> list[Dialogue]:
     """The conversations: every model call batches all live ones; one model serves every role set to the same config."""
     with ExitStack() as stack:

@@ -29,6 +29,7 @@ from quality.dialogue_table import batch_summary, dialogue_table
 from quality.judge import persona_scores
 from quality.suites import Suite
 from quality.validation import Check, RowVerdicts, build_data_docs, check_batch, filter_rows, funnel
+from tasks.retries import ENDPOINT_RETRIES
 
 TRAINING_SETS = ("sft", "dpo", "kto")
 
@@ -70,7 +71,7 @@ def toolwoz_goal(dialogues: list[Dialogue]):
     return check
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"])
+@task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
 def measure_and_filter(cfg: CurateConfig, dialogues: list[Dialogue], suites: list[Suite], fingerprint: str) -> Curated:
     """The metric table and what every suite entry found in it."""
     judged = None

@@ -25,8 +25,8 @@ from core.types import Dialogue, Scenario
 from envs.toolwoz import data as toolwoz_data, load_toolwoz, oracle_reward
 from quality.metrics import EvalReport
 from tasks import react, rollout
+from tasks.retries import ENDPOINT_RETRIES
 from tasks.users import loaded_roles
-
 
 
 @task
@@ -54,7 +54,7 @@ def simulation_fingerprint(cfg: EvalConfig, task_ids: list[str], agent_fp: str, 
     )
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"])
+@task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
 def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -> list[Dialogue]:
     """Play agent against user simulator on each task; the heavy step, cached on `fingerprint`."""
     data = load_toolwoz()

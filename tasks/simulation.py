@@ -24,6 +24,7 @@ from tasks import harvest, josh, react, rollout
 from tasks.users import loaded_roles
 from tasks.evaluation import scenario
 from tasks.run_report import publish_metrics
+from tasks.retries import ENDPOINT_RETRIES
 
 
 @task
@@ -43,7 +44,7 @@ def shard_fingerprint(cfg: SimulateConfig, shard: list[Scenario], agent_fp: str,
                        toolwoz_data.data_version(), code_hash(*JOSH_CODE))
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="simulate-shard-{index}")
+@task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="simulate-shard-{index}", **ENDPOINT_RETRIES)
 def simulate_shard(cfg: SimulateConfig, shard: list[Scenario], index: int, fingerprint: str) -> list[JoshTree]:
     """JOSH trees for one shard of scenarios; every model call batches all leaves of all its trees."""
     data = load_toolwoz()

@@ -10,6 +10,7 @@ from core.records import dialogues_from_dataset
 from flows.evaluate import evaluate
 from models.embedded import build_random_model
 from quality.metrics import EvalReport
+from chat_server import ChatServer
 
 SMALL = ["n_tasks=2", "max_messages=3", "agent_sampling.max_new_tokens=12", "user_sampling.max_new_tokens=12"]
 
@@ -65,3 +66,17 @@ def test_the_agenda_user_plays_the_customer_with_no_model_behind_it(prefect_serv
     openings = [next(m.content for m in d.messages if m.role == "user") for d in saved]
     assert all(d.user_model == "agenda" for d in saved) and all(o.lower().startswith(("i ", "can you")) for o in openings)
     assert report.metrics.dialogues == 2 and report.user_fingerprint == evaluate(cfg).user_fingerprint
+
+
+def test_a_rate_limit_storm_longer_than_the_client_retries_delays_the_run_but_it_completes(prefect_server, tmp_path):
+    """The client gives up after one retry; the task waits and runs again (Prefect-level retry)."""
+    server = ChatServer(statuses=[429, 503, 500])  # attempt 1: 429, 503 -> EndpointError; attempt 2: 500, then 200s
+    try:
+        cfg = build_config(EvalConfig, "embedded", ["agent.spec=openai:tiny", f"agent.base_url={server.url}",
+                                                    "agent.max_retries=1", "n_tasks=1", "max_messages=3",
+                                                    f"runs_dir={tmp_path}"])
+        report = evaluate(cfg)
+    finally:
+        server.stop()
+    assert report.metrics.dialogues == 1 and "simulate_dialogues" not in report.cached
+    assert len(server.requests) > 3  # the three failures, then the answered requests of the retried task
