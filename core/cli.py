@@ -45,7 +45,22 @@ def _parser() -> argparse.ArgumentParser:
             help="override a config key, e.g. --set n_tasks=20 --set agent.spec=openai:gpt-4o-mini (repeatable)",
         )
     _ops_parser(commands)
+    _cache_parser(commands)
     return parser
+
+
+def _cache_parser(commands) -> None:
+    cache = commands.add_parser("cache", help="list or remove embedded models, adapters and run folders",
+                                description="What the project keeps on disk; age counts from an entry's last use.")
+    actions = cache.add_subparsers(dest="action", required=True)
+    for name, help_text in (("ls", "list entries with size and days since last use"),
+                            ("prune", "remove the entries not used for --older-than days")):
+        sub = actions.add_parser(name, help=help_text)
+        sub.add_argument("--runs-dir", default="runs", help="the runs folder to include (default: runs)")
+        sub.add_argument("--kind", dest="kinds", action="append", metavar="KIND", help="models, adapters or runs (repeatable; default: all)")
+        if name == "prune":
+            sub.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+            sub.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
 
 
 def _ops_parser(commands) -> None:
@@ -291,6 +306,21 @@ def ops(args) -> None:
         print("worker and server stopped")
 
 
+def cache(args) -> None:
+    from core import cache as store
+
+    kinds = tuple(args.kinds or store.KINDS)
+    if args.action == "ls":
+        found = store.entries(args.runs_dir, kinds)
+    else:
+        found = store.prune(args.older_than, args.runs_dir, kinds, args.dry_run)
+        print(f"{'would remove' if args.dry_run else 'removed'} {len(found)} entries, {sum(e.bytes for e in found) / 1e6:.1f} MB")
+    if args.action == "ls" and not found:
+        print(f"nothing kept under {store.cache_dir()} or {args.runs_dir}")
+    for e in found:
+        print(f"  {e.kind:<8}  {e.bytes / 1e6:>9.1f} MB  {e.age_days:>6.1f} days  {e.path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
@@ -300,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas,
                     "import-trees": import_trees, "curate": curate,
                     "selftalk": selftalk, "imagine": imagine, "pipeline": pipeline}
-        if args.command == "ops":
-            ops(args)
+        if args.command in ("ops", "cache"):
+            {"ops": ops, "cache": cache}[args.command](args)
         else:
             commands[args.command](args.preset, args.overrides)
     except UserError as e:

@@ -11,6 +11,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from core.cache import touch
 from core.config import BootstrapConfig
 from models.embedded import embedded_model_dir
 
@@ -18,7 +19,9 @@ from models.embedded import embedded_model_dir
 @task
 def train_embedded_model(cfg: BootstrapConfig) -> str:
     """The trained model dir; the cache dir is keyed on config, corpus and recipe code, so reruns are free."""
-    return str(embedded_model_dir(cfg))
+    path = embedded_model_dir(cfg)
+    touch(path)  # in use: `selftrain cache prune` keeps it
+    return str(path)
 
 
 @task

@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 
 from core.config import ModelConfig, PreferenceConfig, SFTConfig
 from core.fingerprint import TRAINING_CODE, code_hash, stable_hash
+from core.cache import touch
 from core.paths import cache_dir
 from models import model_fingerprint, weights_source
 from models.training import ADAPTER, TrainReport, train_preferences, train_sft, trained
@@ -52,6 +53,7 @@ def train_adapter(kind: str, base: ModelConfig, data_dir: str, cfg: SFTConfig | 
     out = adapter_dir(kind, fingerprint)
     done = trained(out)
     if done:
+        touch(out)
         return done
     out.mkdir(parents=True, exist_ok=True)
     data, data_fp, report = datasets.load_from_disk(data_dir), data_fingerprint(data_dir), _progress_reporter(kind)

@@ -1,0 +1,43 @@
+"""Listing and pruning what the project keeps on disk: by kind and by days since last use."""
+
+import os
+import time
+
+import pytest
+
+from core import cache
+from core.cli import main
+from core.errors import ConfigError
+
+
+def _folder(path, days_old: float, size: int = 10):
+    path.mkdir(parents=True)
+    (path / "weights.bin").write_bytes(b"x" * size)
+    then = time.time() - days_old * cache.DAY_S
+    os.utime(path, (then, then))
+    return path
+
+
+def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys):
+    root, runs = cache.cache_dir(), tmp_path / "runs"
+    old_model = _folder(root / "models" / "embedded-old", 40, size=1000)
+    used_model = _folder(root / "models" / "embedded-used", 40)
+    _folder(root / "models" / ".embedded-building", 40)  # a build in progress
+    new_adapter = _folder(root / "adapters" / "sft-new", 1)
+    old_run = _folder(runs / "simulate-old", 31)
+    cache.touch(used_model)  # reused by a run today
+
+    listed = {e.path.name: e for e in cache.entries(runs)}
+    assert set(listed) == {"embedded-old", "embedded-used", "sft-new", "simulate-old"}
+    assert listed["embedded-old"].bytes == 1000 and listed["embedded-old"].age_days > 39
+
+    assert [e.path for e in cache.prune(30, runs, dry_run=True)] == [old_model, old_run] and old_model.exists()
+    assert main(["cache", "prune", "--older-than", "30", "--kind", "models", "--runs-dir", str(runs)]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out
+    assert not old_model.exists() and old_run.exists() and used_model.exists() and new_adapter.exists()
+    assert (root / "models" / ".embedded-building").exists()
+
+
+def test_an_unknown_kind_is_named():
+    with pytest.raises(ConfigError, match="unknown kind checkpoints"):
+        cache.entries(kinds=("checkpoints",))
