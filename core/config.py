@@ -138,6 +138,17 @@ class PersonaConfig(StrictModel):
     runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
 
 
+class RunnerConfig(StrictModel):
+    """Where a flow's fan-out (JOSH shards) runs: one at a time in this process, or on a Dask or Ray cluster."""
+
+    kind: Literal["local", "dask", "ray"] = Field(
+        "local", description="`local`: shards one after another here (each uses every core); `dask` / `ray`: shards in "
+                             "parallel on a cluster (needs a Prefect server: PREFECT_API_URL).")
+    address: str | None = Field(None, description="An existing cluster (tcp://host:8786 for Dask, ray://host:10001 for "
+                                                  "Ray); None starts a local one.")
+    workers: int = Field(2, gt=0, description="Worker processes of a local cluster.")
+
+
 class SimulateConfig(RolePlayConfig):
     """JOSH role-play on training tasks with personas, harvested into SFT and preference datasets."""
 
@@ -152,6 +163,7 @@ class SimulateConfig(RolePlayConfig):
     personas: PersonaConfig = Field(default_factory=PersonaConfig)
     personas_per_task: int = Field(1, gt=0, description="Scenarios per task, each played by a different persona.")
     shard_size: int = Field(10, gt=0, description="Scenarios per cached shard: a rerun redoes only unfinished shards.")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shards run (results are the same).")
     sft_min_reward: float = Field(1.0, ge=0, le=1, description="Keep a golden path for SFT when its dialogue reached this reward.")
 
 

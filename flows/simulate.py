@@ -1,6 +1,6 @@
 """Simulate conversations with JOSH and harvest them into training data.
 
-[embedded model] -> tasks -> personas -> scenarios -> shards (each cached) -> datasets -> summary
+[embedded model] -> tasks -> personas -> scenarios -> shards (each cached; local, Dask or Ray) -> datasets -> summary
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from pydantic import BaseModel
 
 from core.config import SimulateConfig
 from core.paths import new_run_dir
+from core.types import JoshTree, Scenario
 from flows.bootstrap import bootstrap
 from flows.personas import personas
 from models import model_fingerprint
 from tasks.users import user_fingerprint
 from tasks.evaluation import select_tasks
+from tasks.runners import task_runner
 from tasks.simulation import (
     build_scenarios,
     harvest_datasets,
@@ -36,6 +38,13 @@ class SimulateReport(BaseModel):
     cached_shards: int
 
 
+@flow(name="simulate-shards", persist_result=False)
+def simulate_shards(cfg: SimulateConfig, shards: list[list[Scenario]], fingerprints: list[str]) -> list[tuple[list[JoshTree], bool]]:
+    """Every shard's JOSH trees, and whether they came from the cache; shards run on the configured task runner."""
+    futures = [simulate_shard.submit(cfg, shard, index, fp) for index, (shard, fp) in enumerate(zip(shards, fingerprints))]
+    return [(future.result(), future.state.name == "Cached") for future in futures]
+
+
 @flow(name="simulate")
 def simulate(cfg: SimulateConfig = SimulateConfig()) -> SimulateReport:
     start = time.perf_counter()
@@ -45,11 +54,10 @@ def simulate(cfg: SimulateConfig = SimulateConfig()) -> SimulateReport:
     scenarios = build_scenarios(task_ids, personas(cfg.personas), cfg.personas_per_task, cfg.seed)
     agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)
     shards = [scenarios[i : i + cfg.shard_size] for i in range(0, len(scenarios), cfg.shard_size)]
-    trees, cached = [], 0
-    for index, shard in enumerate(shards):
-        state = simulate_shard(cfg, shard, index, shard_fingerprint(cfg, shard, agent_fp, user_fp), return_state=True)
-        trees += state.result()
-        cached += state.name == "Cached"
+    fingerprints = [shard_fingerprint(cfg, shard, agent_fp, user_fp) for shard in shards]
+    done = simulate_shards.with_options(task_runner=task_runner(cfg.runner))(cfg, shards, fingerprints)
+    trees = [tree for shard_trees, _ in done for tree in shard_trees]
+    cached = sum(was_cached for _, was_cached in done)
 
     run_dir = new_run_dir(cfg.runs_dir, cfg.run_name or f"simulate-{datetime.now():%Y%m%d-%H%M%S}")
     counts = harvest_datasets(trees, cfg, run_dir)

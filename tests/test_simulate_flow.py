@@ -43,6 +43,32 @@ def test_simulate_saves_every_dataset_and_reuses_finished_shards(prefect_server,
     assert again.cached_shards == 2 and again.counts == first.counts
 
 
+def test_shards_on_a_local_dask_cluster_of_two_workers_give_the_datasets_of_the_default_runner(
+        prefect_server, tmp_path, small, monkeypatch):
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # what the Dask workers report to
+    same = [*small, "agent.cpu_threads=1", "user.cpu_threads=1", f"personas.runs_dir={tmp_path}"]
+    local = simulate(build_config(SimulateConfig, "simulate", [*same, f"runs_dir={tmp_path / 'local'}"]))
+    monkeypatch.setenv("PREFECT_TASKS_REFRESH_CACHE", "true")  # the workers recompute every shard
+    on_dask = simulate(build_config(SimulateConfig, "simulate", [*same, f"runs_dir={tmp_path / 'dask'}",
+                                                                  "runner.kind=dask", "runner.workers=2"]))
+    assert on_dask.shards == 2 and on_dask.cached_shards == 0
+    for name in ("trees", "dialogues", "sft", "dpo", "kto"):
+        assert datasets.load_from_disk(f"{on_dask.run_dir}/{name}").to_list() == \
+            datasets.load_from_disk(f"{local.run_dir}/{name}").to_list(), name
+
+
+def test_a_cluster_runner_without_a_server_is_refused(monkeypatch):
+    from core.config import RunnerConfig
+    from core.errors import ConfigError
+    from tasks.runners import task_runner
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with pytest.raises(ConfigError, match="runner.kind=dask needs a Prefect server"):
+        task_runner(RunnerConfig(kind="dask"))
+
+
 def test_killed_run_resumes_with_finished_shards_cached(tmp_path, small):
     cmd = [sys.executable, "-m", "core.cli", "simulate", *(a for s in small for a in ("--set", s)),
            "--set", "n_tasks=6", "--set", f"runs_dir={tmp_path}", "--set", f"personas.runs_dir={tmp_path}"]
