@@ -176,7 +176,7 @@ def down() -> None:
 
 def deploy(names: list[str] | None = None) -> str:
     """Register prefect.yaml's deployments (all, or the named ones) on the running server; returns Prefect's output."""
-    env = dict(os.environ) | {"PREFECT_API_URL": api_url()}
+    env = dict(os.environ) | {"PREFECT_API_URL": api_url(), "PWD": str(PROJECT_ROOT)}  # prefect.yaml's `{{ $PWD }}`
     which = [arg for name in names for arg in ("--name", name)] if names else ["--all"]
     done = subprocess.run(_prefect("--no-prompt", "deploy", *which), cwd=PROJECT_ROOT, env=env, capture_output=True,
                           text=True)
