@@ -196,6 +196,9 @@ class PreferenceConfig(TrainConfig):
 
     method: Literal["dpo", "kto"] = Field("dpo", description="`dpo` on the pairs, or `kto` on the same data as labelled rows.")
     beta: float = Field(0.1, gt=0, description="How far the policy may move from the reference.")
+    sft_weight: float = Field(0.0, ge=0, description="DPO only: weight of an NLL loss on the chosen turn added to the "
+                                                     "preference loss (RPO), so training cannot make the chosen turn less "
+                                                     "likely while it widens the margin (0 = plain DPO).")
     lora_r: int = Field(64, gt=0, description="LoRA rank when there is no SFT adapter to continue (JOSH: 64).")
     learning_rate: float = Field(5e-7, gt=0)
     epochs: float = Field(1.0, gt=0)

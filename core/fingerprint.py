@@ -34,11 +34,13 @@ ENV_CODE = ("envs/toolwoz",)
 FORMAT_CODE = ("tasks/react.py", "tasks/user_sim.py")
 CORPUS_CODE = (*ENV_CODE, *FORMAT_CODE)
 EMBEDDED_MODEL_CODE = (*FORMAT_CODE, "models/pretrain.py", "models/embedded.py")  # plus the corpus's content
-SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/users.py", "tasks/stops.py", "tasks/evaluation.py", "models",
-                   "core/types.py")
+# how a model answers (not how it was trained: its weights are hashed on their own)
+GENERATION_CODE = ("models/__init__.py", "models/base.py", "models/embedded.py", "models/hf_backend.py", "models/openai_backend.py")
+SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/users.py", "tasks/stops.py", "tasks/evaluation.py",
+                   *GENERATION_CODE, "core/types.py")
 JOSH_CODE = (*SIMULATION_CODE, "tasks/josh.py")
 QUALITY_CODE = ("quality", "tasks/harvest.py", "tasks/stops.py", *ENV_CODE, *FORMAT_CODE)  # plus the suites' content
 TRAINING_CODE = ("models/training.py", "models/hf_backend.py")  # plus the base's weights, the rows and the config
-SELFTALK_CODE = ("envs/workflows", "tasks/selftalk.py", "tasks/react.py", "tasks/stops.py", "models", "core/types.py")
-IMAGINE_CODE = ("tasks/imagine.py", "models", "core/types.py")
+SELFTALK_CODE = ("envs/workflows", "tasks/selftalk.py", "tasks/react.py", "tasks/stops.py", *GENERATION_CODE, "core/types.py")
+IMAGINE_CODE = ("tasks/imagine.py", *GENERATION_CODE, "core/types.py")
 IMPORT_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/harvest.py", "core/types.py")  # josh-train's trees, replayed here

@@ -181,7 +181,8 @@ def train_preferences(base: str, sft_adapter: Path | None, data: datasets.Datase
     if cfg.method == "dpo":
         from trl import DPOConfig, DPOTrainer as Trainer
 
-        args, columns = DPOConfig(**_common(cfg, out, on), beta=cfg.beta), ["prompt", "chosen", "rejected"]
+        losses = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, cfg.sft_weight]) if cfg.sft_weight else {}
+        args, columns = DPOConfig(**_common(cfg, out, on), beta=cfg.beta, **losses), ["prompt", "chosen", "rejected"]
     else:
         from trl import KTOConfig as KTOArgs, KTOTrainer as Trainer
 

@@ -62,17 +62,28 @@ def test_sft_loss_falls_and_the_adapter_changes_what_the_4bit_model_says(base, s
     assert _reply(base, out / ADAPTER) != _reply(base, None)
 
 
+def _pairs():
+    return training_dataset("dpo", [{"scenario_id": f"s{i}", "task_id": f"t{i}", "prompt": _chat(i)[:2],
+                                     "chosen": [{"role": "assistant", "content": "SPEAK Which day? <COMMAND_END>"}],
+                                     "rejected": [{"role": "assistant", "content": "APICALL {} <COMMAND_END>"}]}
+                                    for i in range(16)])
+
+
 def test_dpo_continues_the_sft_adapter_and_prefers_the_chosen_turn(base, sft_run, tmp_path):
-    pairs = training_dataset("dpo", [{"scenario_id": f"s{i}", "task_id": f"t{i}", "prompt": _chat(i)[:2],
-                                      "chosen": [{"role": "assistant", "content": "SPEAK Which day? <COMMAND_END>"}],
-                                      "rejected": [{"role": "assistant", "content": "APICALL {} <COMMAND_END>"}]}
-                                     for i in range(16)])
     sft_out, _ = sft_run
-    report = train_preferences(base, sft_out / ADAPTER, pairs, "pairs-1", PreferenceConfig(max_steps=8, **FAST), tmp_path)
+    report = train_preferences(base, sft_out / ADAPTER, _pairs(), "pairs-1", PreferenceConfig(max_steps=8, **FAST), tmp_path)
     losses = [loss for _, loss in report.curve]
     assert losses[0] == pytest.approx(0.6931, abs=0.01)  # the policy starts as its reference: the SFT adapter
     assert min(losses[-3:]) < 0.5
     assert _reply(base, tmp_path / ADAPTER) != _reply(base, sft_out / ADAPTER)
+
+
+def test_dpo_with_an_sft_weight_also_learns_the_chosen_turn(base, sft_run, tmp_path):
+    cfg = PreferenceConfig(max_steps=6, sft_weight=1.0, **FAST)
+    report = train_preferences(base, sft_run[0] / ADAPTER, _pairs(), "pairs-1", cfg, tmp_path)
+    losses = [loss for _, loss in report.curve]
+    assert losses[0] > 0.6931 + 0.5  # the preference loss starts at log 2, plus the chosen turn's NLL
+    assert losses[-1] < losses[0] - 0.5
 
 
 def test_kto_trains_on_the_same_data_as_labelled_rows(base, sft_run, tmp_path):
