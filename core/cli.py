@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         )
     _ops_parser(commands)
     _cache_parser(commands)
+    export = commands.add_parser("export", help="copy a run folder or adapter to an fsspec URL (S3, GCS, the Hub)",
+                                 description="Copy a run folder or adapter to another disk, s3://, gs:// or the Hugging Face "
+                                             "Hub (hf://<user>/<repo>, hf://datasets/<user>/<repo>; token from HF_TOKEN).")
+    export.add_argument("folder")
+    export.add_argument("--to", required=True, metavar="URL")
     return parser
 
 
@@ -321,6 +326,12 @@ def cache(args) -> None:
         print(f"  {e.kind:<8}  {e.bytes / 1e6:>9.1f} MB  {e.age_days:>6.1f} days  {e.path}")
 
 
+def export(args) -> None:
+    from core.export import export as copy
+
+    print(f"copied {args.folder} to {copy(args.folder, args.to)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
@@ -330,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas,
                     "import-trees": import_trees, "curate": curate,
                     "selftalk": selftalk, "imagine": imagine, "pipeline": pipeline}
-        if args.command in ("ops", "cache"):
-            {"ops": ops, "cache": cache}[args.command](args)
+        if args.command in ("ops", "cache", "export"):
+            {"ops": ops, "cache": cache, "export": export}[args.command](args)
         else:
             commands[args.command](args.preset, args.overrides)
     except UserError as e:
