@@ -18,7 +18,8 @@ def _folder(path, days_old: float, size: int = 10):
     return path
 
 
-def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys):
+def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SELFTRAIN_CACHE_DIR", str(tmp_path / "cache"))  # not the test session's cache: prune deletes
     root, runs = cache.cache_dir(), tmp_path / "runs"
     old_model = _folder(root / "models" / "embedded-old", 40, size=1000)
     used_model = _folder(root / "models" / "embedded-used", 40)
