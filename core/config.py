@@ -100,6 +100,17 @@ class BootstrapConfig(StrictModel):
         return value
 
 
+class RunnerConfig(StrictModel):
+    """Where a flow's fan-out (JOSH or evaluation shards) runs: one at a time in this process, or on a Dask or Ray cluster."""
+
+    kind: Literal["local", "dask", "ray"] = Field(
+        "local", description="`local`: shards one after another here (each uses every core); `dask` / `ray`: shards in "
+                             "parallel on a cluster (needs a Prefect server: PREFECT_API_URL).")
+    address: str | None = Field(None, description="An existing cluster (tcp://host:8786 for Dask, ray://host:10001 for "
+                                                  "Ray); None starts a local one.")
+    workers: int = Field(2, gt=0, description="Worker processes of a local cluster.")
+
+
 class RolePlayConfig(StrictModel):
     """An agent and a user simulator talking on ToolWOZ tasks: what evaluation and simulation share."""
 
@@ -117,6 +128,8 @@ class RolePlayConfig(StrictModel):
         15, gt=0, description="No user turn once this many messages are visible; the agent still answers the last one (as in JOSH)."
     )
     max_agent_steps: int = Field(3, gt=0, description="Agent generations per turn before retries are exhausted.")
+    shard_size: int = Field(100, gt=0, description="Tasks per cached shard: a rerun redoes only unfinished shards.")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shards run (results are the same).")
     runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
     run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
 
@@ -138,17 +151,6 @@ class PersonaConfig(StrictModel):
     runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
 
 
-class RunnerConfig(StrictModel):
-    """Where a flow's fan-out (JOSH shards) runs: one at a time in this process, or on a Dask or Ray cluster."""
-
-    kind: Literal["local", "dask", "ray"] = Field(
-        "local", description="`local`: shards one after another here (each uses every core); `dask` / `ray`: shards in "
-                             "parallel on a cluster (needs a Prefect server: PREFECT_API_URL).")
-    address: str | None = Field(None, description="An existing cluster (tcp://host:8786 for Dask, ray://host:10001 for "
-                                                  "Ray); None starts a local one.")
-    workers: int = Field(2, gt=0, description="Worker processes of a local cluster.")
-
-
 class SimulateConfig(RolePlayConfig):
     """JOSH role-play on training tasks with personas, harvested into SFT and preference datasets."""
 
@@ -163,7 +165,6 @@ class SimulateConfig(RolePlayConfig):
     personas: PersonaConfig = Field(default_factory=PersonaConfig)
     personas_per_task: int = Field(1, gt=0, description="Scenarios per task, each played by a different persona.")
     shard_size: int = Field(10, gt=0, description="Scenarios per cached shard: a rerun redoes only unfinished shards.")
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shards run (results are the same).")
     sft_min_reward: float = Field(1.0, ge=0, le=1, description="Keep a golden path for SFT when its dialogue reached this reward.")
 
 

@@ -1,6 +1,6 @@
 """Evaluate an agent against a user simulator on a ToolWOZ slice.
 
-[embedded model] -> tasks -> oracle ceiling -> simulate (cached) -> metrics -> dataset + report
+[embedded model] -> tasks -> oracle ceiling -> simulate (shards, cached; local, Dask or Ray) -> metrics -> dataset + report
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from prefect import flow
 
 from core.config import EvalConfig
 from core.paths import new_run_dir
+from core.types import Dialogue
 from flows.bootstrap import bootstrap
 from models import model_fingerprint
+from tasks.runners import task_runner
 from tasks.users import user_fingerprint
 from quality.metrics import EvalReport, ceiling, evaluation_metrics
 from tasks.evaluation import (
@@ -25,6 +27,13 @@ from tasks.evaluation import (
 )
 
 
+@flow(name="evaluate-shards", persist_result=False)
+def evaluate_shards(cfg: EvalConfig, shards: list[list[str]], fingerprints: list[str]) -> list[tuple[list[Dialogue], bool]]:
+    """Every shard's dialogues, and whether they came from the cache; shards run on the configured task runner."""
+    futures = [simulate_dialogues.submit(cfg, shard, fp) for shard, fp in zip(shards, fingerprints)]
+    return [(future.result(), future.state.name == "Cached") for future in futures]
+
+
 @flow(name="evaluate")
 def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
     if "embedded" in (cfg.agent.spec, cfg.user.spec):
@@ -33,8 +42,10 @@ def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
     oracle = oracle_rewards(cfg.split, return_state=True)
     agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)
     fingerprint = simulation_fingerprint(cfg, task_ids, agent_fp, user_fp)
-    simulated = simulate_dialogues(cfg, task_ids, fingerprint, return_state=True)
-    dialogues = simulated.result()
+    shards = [task_ids[i : i + cfg.shard_size] for i in range(0, len(task_ids), cfg.shard_size)]
+    fingerprints = [simulation_fingerprint(cfg, shard, agent_fp, user_fp) for shard in shards]
+    done = evaluate_shards.with_options(task_runner=task_runner(cfg.runner))(cfg, shards, fingerprints)
+    dialogues = [d for part, _ in done for d in part]
 
     per_task = oracle.result()
     run_dir = new_run_dir(cfg.runs_dir, cfg.run_name or f"evaluate-{datetime.now():%Y%m%d-%H%M%S}-{fingerprint[:8]}")
@@ -46,7 +57,8 @@ def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
         agent_fingerprint=agent_fp,
         user_fingerprint=user_fp,
         run_dir=str(run_dir),
-        cached=[name for name, state in (("oracle_rewards", oracle), ("simulate_dialogues", simulated)) if state.name == "Cached"],
+        cached=[name for name, hit in (("oracle_rewards", oracle.name == "Cached"),
+                                       ("simulate_dialogues", all(was_cached for _, was_cached in done))) if hit],
     )
     save_dialogues(dialogues, run_dir)
     publish_report(report, cfg)

@@ -67,15 +67,15 @@ def held_out(cfg: PipelineConfig) -> str:
 def source_stage(cfg: PipelineConfig) -> tuple[str, str, bool]:
     """The stage that makes the dialogues: its name, its run folder, and whether it came from the cache."""
     if cfg.source == "simulate":
-        report = simulate(cfg.stage("simulate"))
+        report = simulate.with_options(flow_run_name="simulate")(cfg.stage("simulate"))
         return "simulate", report.run_dir, report.cached_shards == report.shards
     if cfg.source == "josh-trees":
-        report = import_josh_trees(cfg.stage("simulate"))
+        report = import_josh_trees.with_options(flow_run_name="import-trees")(cfg.stage("simulate"))
         return "import-trees", report.run_dir, report.cached
     if cfg.source == "selftalk":
-        report = selftalk_flow(cfg.stage("selftalk"))
+        report = selftalk_flow.with_options(flow_run_name="selftalk")(cfg.stage("selftalk"))
         return "selftalk", report.run_dir, report.cached
-    report = imagine_flow(cfg.imagine.model_copy(update={"runs_dir": cfg.runs_dir}))
+    report = imagine_flow.with_options(flow_run_name="imagine")(cfg.imagine.model_copy(update={"runs_dir": cfg.runs_dir}))
     return "imagine", report.run_dir, report.cached
 
 
@@ -83,21 +83,22 @@ def source_stage(cfg: PipelineConfig) -> tuple[str, str, bool]:
 def pipeline(cfg: PipelineConfig = PipelineConfig()) -> PipelineReport:
     logger = get_run_logger()
     if "embedded" in (cfg.agent.spec, cfg.user.spec):
-        bootstrap()
+        bootstrap.with_options(flow_run_name="bootstrap")()
     name, source_dir, cached = source_stage(cfg)
     stages = {name: "cached" if cached else "ran"}
-    curated = curate(CurateConfig(source=source_dir, suites=cfg.suites, runs_dir=cfg.runs_dir))
+    curated = curate.with_options(flow_run_name="curate")(CurateConfig(source=source_dir, suites=cfg.suites, runs_dir=cfg.runs_dir))
     stages["curate"] = "cached" if curated.cached else "ran"
     kept = Path(curated.run_dir)
 
     adapters: dict[str, Adapter] = {}
     if _rows(kept / "sft"):
-        adapters["sft"] = sft(cfg.sft, cfg.agent, str(kept / "sft"))
+        adapters["sft"] = sft.with_options(flow_run_name="sft")(cfg.sft, cfg.agent, str(kept / "sft"))
     else:
         logger.warning("no SFT rows survived curation: SFT skipped")
     pairs = kept / ("dpo" if cfg.preference.method == "dpo" else "kto")
     if _rows(pairs):
-        adapters[cfg.preference.method] = preference(cfg.preference, cfg.agent, str(pairs), adapters.get("sft"))
+        adapters[cfg.preference.method] = preference.with_options(flow_run_name=cfg.preference.method)(
+            cfg.preference, cfg.agent, str(pairs), adapters.get("sft"))
     else:
         logger.warning("no preference rows survived curation: %s skipped", cfg.preference.method.upper())
     stages.update({name: "cached" if a.cached else "ran" for name, a in adapters.items()})

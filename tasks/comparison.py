@@ -7,6 +7,7 @@ intervals over tasks; each change is a paired bootstrap against the stage before
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from prefect import task
@@ -86,14 +87,18 @@ def publish_comparison(stages: dict[str, str], links: dict[str, str], run_dir: P
     `held_out` says what the stages were evaluated on; with no evaluation, the report only links."""
     rows = comparison(stages) if stages else []
     table = display_rows(rows)
-    lines = ["# Self-training: base vs SFT vs DPO", f"Run folder `{run_dir}`. Evaluated on: {held_out}.", ""]
+    lines = ["# Self-training: base vs SFT vs DPO", f"Run folder `{run_dir.resolve()}`. Evaluated on: {held_out}.", ""]
+    image = None
     if table:
         image = plot(rows, run_dir / "stages.png", held_out)
         create_table_artifact(table, key="pipeline-comparison", description=f"Base vs SFT vs DPO on {held_out}")
         header = list(table[0])
-        lines += [f"Plot `{image}`.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+        lines += ["{plot}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
                   *("| " + " | ".join(r[h] for h in header) + " |" for r in table), ""]
+    links = {k: str(Path(v).resolve()) for k, v in links.items()}
     markdown = "\n".join([*lines, "| what | where |", "|---|---|", *(f"| {k} | `{v}` |" for k, v in links.items())]) + "\n"
-    create_markdown_artifact(markdown, key="pipeline-report", description="Self-training pipeline")
-    (run_dir / "report.md").write_text(markdown)
+    # the UI shows the plot inline (the file is on the machine that ran the flow); report.md sits beside stages.png
+    inline = f"![stages](data:image/png;base64,{base64.b64encode(image.read_bytes()).decode()})" if image else ""
+    create_markdown_artifact(markdown.replace("{plot}", inline), key="pipeline-report", description="Self-training pipeline")
+    (run_dir / "report.md").write_text(markdown.replace("{plot}", "![stages](stages.png)"))
     return table

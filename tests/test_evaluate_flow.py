@@ -80,3 +80,20 @@ def test_a_rate_limit_storm_longer_than_the_client_retries_delays_the_run_but_it
         server.stop()
     assert report.metrics.dialogues == 1 and "simulate_dialogues" not in report.cached
     assert len(server.requests) > 3  # the three failures, then the answered requests of the retried task
+
+
+def test_evaluation_shards_on_a_local_dask_cluster_score_what_the_default_runner_scores(prefect_server, tmp_path, small,
+                                                                                        monkeypatch):
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # what the Dask workers report to
+    same = [*small, "n_tasks=3", "shard_size=2", "agent.cpu_threads=1", "user.cpu_threads=1", f"runs_dir={tmp_path}"]
+    local = evaluate(build_config(EvalConfig, "embedded", same))
+    monkeypatch.setenv("PREFECT_TASKS_REFRESH_CACHE", "true")  # the workers recompute every shard
+    on_dask = evaluate(build_config(EvalConfig, "embedded", [*same, "runner.kind=dask", "runner.workers=2"]))
+    assert "simulate_dialogues" not in on_dask.cached and on_dask.metrics == local.metrics
+    assert [d.messages for d in _saved(on_dask)] == [d.messages for d in _saved(local)]
+
+
+def _saved(report):
+    return dialogues_from_dataset(datasets.load_from_disk(f"{report.run_dir}/dialogues"))

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, TaskRunFilter, TaskRunFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
 
 from core import ops
 from core.config import EvalConfig, build_config
@@ -47,8 +54,12 @@ def small(tmp_path_factory):
 
 
 def _task_states(url: str, flow_run_id) -> dict[str, str]:
+    """Task name -> state of a flow run's tasks and of its subflows' tasks."""
     with ops._client(url) as client:
-        runs = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id])))
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(
+            flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id, *(child.id for child in children)])))
     return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
 
 
