@@ -301,8 +301,7 @@ def ops(args) -> None:
         print(f"flow run {run.name}: {run.state.type.value}{f' ({run.state.message})' if run.state.message else ''}")
         print(f"  {local.api_url().removesuffix('/api')}/runs/flow-run/{run.id}")
         if args.wait and run.state.type.value != "COMPLETED":
-            raise local.OpsError(f"flow run {run.name} ended {run.state.type.value}; its log ends:\n"
-                                 + "\n".join(local.run_logs(run.id)[-5:]))
+            raise local.OpsError(f"flow run {run.name} ended {run.state.type.value}: its logs are on the page above")
     elif args.action == "status":
         for key, value in local.status().items():
             print(f"  {key}: {value if value is not None else 'not running'}")

@@ -10,6 +10,7 @@ Stopping takes the worker down first (a process worker exits on a second SIGINT)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -198,10 +199,14 @@ def run_parameters(deployment, overrides: list[str]) -> dict:
     names = set(flow.parameters.properties)
     prefixed = [text if parse_override(text)[0].split(".")[0] in names else f"cfg.{text}" for text in overrides]
     params = apply_overrides(json.loads(json.dumps(deployment.parameters)), prefixed)
+    flow_logger = logging.getLogger("prefect.flows")
+    flow_logger.disabled = True  # it would log the whole parameter dump before our one-line error
     try:
         flow.validate_parameters(params)
     except ParameterTypeError as e:
         raise ConfigError(f"{deployment.name}: {e}") from None
+    finally:
+        flow_logger.disabled = False
     return params
 
 
