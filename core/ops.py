@@ -151,7 +151,8 @@ def up(port: int = 4200, timeout_s: float = 180) -> str:
     return url
 
 
-def _client(url: str):
+def client(url: str):
+    """A Prefect API client for the server at `url` (not the ambient settings: those may point elsewhere)."""
     from prefect.client.orchestration import SyncPrefectClient
 
     return SyncPrefectClient(url)
@@ -161,9 +162,9 @@ def _ensure_pool(url: str) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
-    with _client(url) as client:
+    with client(url) as api:
         try:
-            client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+            api.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
         except ObjectAlreadyExists:
             pass
 
@@ -216,17 +217,17 @@ def trigger(name: str, overrides: list[str] = (), wait: bool = False, timeout_s:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
     url = api_url()
-    with _client(url) as client:
-        found = client.read_deployments(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name.split("/")[-1]])))
+    with client(url) as api:
+        found = api.read_deployments(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name.split("/")[-1]])))
         if not found:
-            known = sorted(d.name for d in client.read_deployments())
+            known = sorted(d.name for d in api.read_deployments())
             raise OpsError(f"no deployment {name!r} on {url} (deployed: {', '.join(known) or 'none: run `selftrain ops deploy`'})")
         deployment = found[0]
-        run = client.create_flow_run_from_deployment(deployment.id, parameters=run_parameters(deployment, overrides))
+        run = api.create_flow_run_from_deployment(deployment.id, parameters=run_parameters(deployment, overrides))
         deadline = time.monotonic() + timeout_s
         while wait and run.state.type.value not in FINAL and time.monotonic() < deadline:
             time.sleep(2)
-            run = client.read_flow_run(run.id)
+            run = api.read_flow_run(run.id)
     return run
 
 
@@ -234,8 +235,8 @@ def run_logs(flow_run_id) -> list[str]:
     """A flow run's log messages, oldest first."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    with _client(api_url()) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    with client(api_url()) as api:
+        logs = api.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
     return [log.message for log in sorted(logs, key=lambda log: log.timestamp)]
 
 
@@ -247,9 +248,9 @@ def status() -> dict:
     info = {"server": SERVER.pid(), "worker": WORKER.pid()}
     if info["server"] is None:
         return info
-    with _client(api_url()) as client:
-        info["deployments"] = sorted(d.name for d in client.read_deployments())
-        scheduled = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+    with client(api_url()) as api:
+        info["deployments"] = sorted(d.name for d in api.read_deployments())
+        scheduled = api.read_flow_runs(flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))), limit=10)
         info["scheduled"] = [(r.name, str(r.expected_start_time)) for r in scheduled]
     return info

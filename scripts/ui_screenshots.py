@@ -54,7 +54,7 @@ def main() -> None:
         print(f"pipeline run {run.name}: {run.state.type.value}")
         ui = url.removesuffix("/api")
         print(screenshot(f"{ui}/runs/flow-run/{run.id}", out / "flow-run.png"))
-        with ops._client(url) as client:
+        with ops.client(url) as client:
             artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
         for artifact in artifacts:
             if artifact.key in ("pipeline-report", "pipeline-comparison"):

@@ -55,7 +55,7 @@ def small(tmp_path_factory):
 
 def _task_states(url: str, flow_run_id) -> dict[str, str]:
     """Task name -> state of a flow run's tasks and of its subflows' tasks."""
-    with ops._client(url) as client:
+    with ops.client(url) as client:
         children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))
         runs = client.read_task_runs(task_run_filter=TaskRunFilter(
@@ -74,7 +74,7 @@ def test_the_nightly_pipeline_is_scheduled_on_a_fresh_server(server):
 def test_a_deployed_run_takes_overrides_caches_like_the_cli_and_fails_with_its_reason(server, small):
     first = ops.trigger("evaluate-embedded", small, wait=True, timeout_s=600)
     assert first.state.type.value == "COMPLETED", ops.run_logs(first.id)[-5:]
-    with ops._client(server) as client:
+    with ops.client(server) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[first.id])))
     assert {"evaluation-metrics", "evaluation-summary"} <= {a.key for a in artifacts}
     runs_dir = Path(small[-1].split("=", 1)[1])
