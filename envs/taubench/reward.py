@@ -1,0 +1,41 @@
+"""tau-bench's reward, as upstream computes it: a task with required outputs succeeds when every output
+string appears in one of the agent's replies (case-insensitive, commas ignored); a task without outputs
+succeeds when the agent left the database in the state that replaying the ground-truth actions on a
+fresh copy leaves. (Upstream checks one or the other, not both; kept so scores compare with theirs.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from envs.taubench.data import TauTask, fresh_database, state_hash
+from envs.taubench.tools import Tool, call
+
+TERMINATE_TOOLS = ("transfer_to_human_agents",)  # ends the episode; not replayed
+
+
+@dataclass(frozen=True)
+class TauReward:
+    reward: float
+    state_matches: bool | None = None  # None when the task is judged on its outputs
+    outputs_found: dict[str, bool] = field(default_factory=dict)
+
+
+def expected_state(task: TauTask, tools: dict[str, Tool]) -> str:
+    """The hash of the database after the ground-truth actions, replayed on a fresh copy."""
+    db = fresh_database(task.domain)
+    for action in task.actions:
+        if action.name not in TERMINATE_TOOLS:
+            call(tools, db, action.name, dict(action.kwargs))
+    return state_hash(db)
+
+
+def reward(task: TauTask, db: dict[str, Any], replies: list[str], tools: dict[str, Tool]) -> TauReward:
+    """1.0 or 0.0 for an episode that left `db` behind and said `replies` to the customer."""
+    if task.outputs:
+        said = [reply.lower().replace(",", "") for reply in replies]
+        found = {output: any(output.lower() in reply for reply in said) for output in task.outputs}
+        return TauReward(float(all(found.values())), outputs_found=found)
+    matches = state_hash(db) == expected_state(task, tools)
+    return TauReward(float(matches), state_matches=matches)
