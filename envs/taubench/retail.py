@@ -40,6 +40,8 @@ def _missing_item(order: dict[str, Any], item_ids: list[str]) -> str | None:
 
 def _swap_price(db: dict[str, Any], order: dict[str, Any], item_ids: list[str], new_item_ids: list[str]) -> float | str:
     """What the new variants cost more than the old items (negative: cheaper), or the error text."""
+    if (missing := _missing_item(order, item_ids)) is not None:
+        return f"Error: {missing} not found"
     if len(item_ids) != len(new_item_ids):
         return "Error: the number of items to be exchanged should match"
     diff = 0
@@ -97,8 +99,6 @@ def exchange_delivered_order_items(db: dict[str, Any], order_id: str, item_ids: 
     order = _order(db, order_id, "delivered", "non-delivered order cannot be exchanged")
     if isinstance(order, str):
         return order
-    if (missing := _missing_item(order, item_ids)) is not None:
-        return f"Error: {missing} not found"
     diff = _swap_price(db, order, item_ids, new_item_ids)
     if isinstance(diff, str):
         return diff
@@ -175,8 +175,6 @@ def modify_pending_order_items(db: dict[str, Any], order_id: str, item_ids: list
     order = _order(db, order_id, "pending", "non-pending order cannot be modified")
     if isinstance(order, str):
         return order
-    if (missing := _missing_item(order, item_ids)) is not None:
-        return f"Error: {missing} not found"
     diff = _swap_price(db, order, item_ids, new_item_ids)  # not rounded here, unlike an exchange (as upstream)
     if isinstance(diff, str):
         return diff
