@@ -58,6 +58,20 @@ def _payment_method(db: dict[str, Any], order: dict[str, Any], payment_method_id
     return db["users"][order["user_id"]]["payment_methods"].get(payment_method_id)
 
 
+def _item_swap(db: dict[str, Any], order_id: str, status: str, refused: str, item_ids: list[str], new_item_ids: list[str],
+               payment_method_id: str) -> tuple[dict[str, Any], float, dict[str, Any]] | str:
+    """What an exchange and an item modification both check, in upstream's order: the order and its status, the
+    items, the new variants, the payment method. Returns (order, price difference, payment method) or the error text."""
+    order = _order(db, order_id, status, refused)
+    if isinstance(order, str):
+        return order
+    diff = _swap_price(db, order, item_ids, new_item_ids)
+    if isinstance(diff, str):
+        return diff
+    method = _payment_method(db, order, payment_method_id)
+    return (order, diff, method) if method is not None else "Error: payment method not found"
+
+
 @tool(TOOLS, "Calculate the result of a mathematical expression.",
       expression={"type": "string", "description": "Numbers, parentheses and + - * /, such as '2 * 3 + 4'."})
 def calculate(db: dict[str, Any], expression: str) -> str:
@@ -96,16 +110,12 @@ def cancel_pending_order(db: dict[str, Any], order_id: str, reason: str) -> str:
       order_id=ORDER_ID, item_ids=ITEM_IDS, new_item_ids=NEW_ITEM_IDS, payment_method_id=PAYMENT_METHOD_ID)
 def exchange_delivered_order_items(db: dict[str, Any], order_id: str, item_ids: list[str], new_item_ids: list[str],
                                    payment_method_id: str) -> str:
-    order = _order(db, order_id, "delivered", "non-delivered order cannot be exchanged")
-    if isinstance(order, str):
-        return order
-    diff = _swap_price(db, order, item_ids, new_item_ids)
-    if isinstance(diff, str):
-        return diff
+    checked = _item_swap(db, order_id, "delivered", "non-delivered order cannot be exchanged", item_ids, new_item_ids,
+                         payment_method_id)
+    if isinstance(checked, str):
+        return checked
+    order, diff, method = checked
     diff = round(diff, 2)
-    method = _payment_method(db, order, payment_method_id)
-    if method is None:
-        return "Error: payment method not found"
     if method["source"] == "gift_card" and method["balance"] < diff:
         return "Error: insufficient gift card balance to pay for the price difference"
     order["status"] = "exchange requested"
@@ -172,15 +182,11 @@ def modify_pending_order_address(db: dict[str, Any], order_id: str, address1: st
       order_id=ORDER_ID, item_ids=ITEM_IDS, new_item_ids=NEW_ITEM_IDS, payment_method_id=PAYMENT_METHOD_ID)
 def modify_pending_order_items(db: dict[str, Any], order_id: str, item_ids: list[str], new_item_ids: list[str],
                                payment_method_id: str) -> str:
-    order = _order(db, order_id, "pending", "non-pending order cannot be modified")
-    if isinstance(order, str):
-        return order
-    diff = _swap_price(db, order, item_ids, new_item_ids)  # not rounded here, unlike an exchange (as upstream)
-    if isinstance(diff, str):
-        return diff
-    method = _payment_method(db, order, payment_method_id)
-    if method is None:
-        return "Error: payment method not found"
+    checked = _item_swap(db, order_id, "pending", "non-pending order cannot be modified", item_ids, new_item_ids,
+                         payment_method_id)
+    if isinstance(checked, str):
+        return checked
+    order, diff, method = checked  # the difference is not rounded here, unlike an exchange's (as upstream)
     if method["source"] == "gift_card" and method["balance"] < diff:
         return "Error: insufficient gift card balance to pay for the new item"
     order["payment_history"].append({"transaction_type": "payment" if diff > 0 else "refund", "amount": abs(diff),
