@@ -8,6 +8,7 @@ result the same way, so a malformed call never stops an episode.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 from collections.abc import Callable
@@ -52,9 +53,14 @@ def call(registry: dict[str, Tool], db: dict[str, Any], name: str, arguments: di
         inspect.signature(found.run).bind(db, **arguments)
     except TypeError as e:
         return f"Error: {name}: {e}"
-    return found.run(db, **arguments)
+    return found.run(db, **copy.deepcopy(arguments))  # a tool may store them: never alias the caller's (a task's) data
 
 
 def dumps(value: Any) -> str:
     """A record as the agent sees it (upstream's format: JSON)."""
     return json.dumps(value)
+
+
+def is_error(result: str) -> bool:
+    """A refusal or a call the tool could not take."""
+    return result.startswith("Error")
