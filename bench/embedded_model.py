@@ -40,7 +40,7 @@ from envs.toolwoz.transcripts import human_dialogues
 from models import load_model
 from models.embedded import embedded_model_dir
 from tasks.react import agent_view, parse_action, system_prompt
-from tasks.rollout import Episode, run_episodes
+from tasks.rollout import AgentFormat, Episode, run_episodes
 from tasks.users import AgendaUser
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=96)
@@ -86,7 +86,7 @@ def spurious_calls(model, speak_turns):
 
 
 def _episodes(data, task_ids):
-    system = system_prompt(data.tool_schemas, "compact")
+    system = AgentFormat.react(system_prompt(data.tool_schemas, "compact"))
     return [Episode(Scenario(domain="toolwoz", task_id=i, instruction=data.tasks[i].instruction),
                     ToolWOZEnv(data, data.tasks[i]), system) for i in task_ids]
 

@@ -23,8 +23,8 @@ from envs.toolwoz import load_toolwoz
 from models import load_model
 from models.base import ChatModel
 from models.embedded import embedded_model_dir
-from tasks import josh, react, rollout
-from tasks.evaluation import scenario
+from tasks import josh
+from tasks.benchmarks import agent_format, benchmark, episode
 
 
 class OneCallPerLeaf(ChatModel):
@@ -41,13 +41,13 @@ class OneCallPerLeaf(ChatModel):
 
 
 def run(model: ChatModel, task_ids: list[str], beam: int) -> dict[str, float]:
-    data = load_toolwoz()
     cfg = SimulateConfig(beam_size=beam)
-    system = react.system_prompt(data.tool_schemas, "compact")
+    bench = benchmark("toolwoz")
+    fmt = agent_format(bench, cfg)
     agent_sampling = cfg.agent_sampling.model_copy(update={"seed": None})  # one seed per run, set below
     user_sampling = cfg.user_sampling.model_copy(update={"seed": None})
     torch.manual_seed(0)
-    searches = [josh.Search(rollout.toolwoz_episode(data, scenario(data, t), system, cfg), beam) for t in task_ids]
+    searches = [josh.Search(episode(bench, bench.scenario(t), fmt, cfg), beam) for t in task_ids]
     start = time.perf_counter()
     trees = josh.run_josh(searches, model, model, agent_sampling, user_sampling)
     seconds = time.perf_counter() - start

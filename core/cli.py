@@ -13,9 +13,11 @@ from core.paths import configure_prefect
 
 EXIT_USER_ERROR = 2
 COMMANDS = {
-    "evaluate": ("evaluate an agent model against a user simulator on ToolWOZ", "embedded"),
+    "evaluate": ("evaluate an agent model against a user simulator on ToolWOZ or tau-bench (benchmark=retail|airline)",
+                 "embedded"),
     "bootstrap": ("train the embedded offline model on ToolWOZ's human training dialogues", None),
-    "simulate": ("JOSH role-play on ToolWOZ training tasks, harvested into SFT and preference datasets", "simulate"),
+    "simulate": ("JOSH role-play on ToolWOZ (or tau-bench retail) training tasks, harvested into SFT and preference "
+                 "datasets", "simulate"),
     "personas": ("draw simulated-user personas and report their diversity", None),
     "import-trees": ("turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets", None),
     "curate": ("filter a simulate or import-trees run with expectation suites (set source=<run folder>)", None),
@@ -119,10 +121,11 @@ def evaluate(preset: str | None, overrides: list[str]) -> None:
     cfg = _checked(EvalConfig, preset, overrides)
 
     from flows.evaluate import evaluate as evaluate_flow
+    from tasks.benchmarks import benchmark
     from tasks.evaluation import metrics_table
 
     report = evaluate_flow(cfg)
-    print(f"\nToolWOZ {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}")
+    print(f"\n{benchmark(cfg.benchmark).title} {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}")
     print(format_table(metrics_table(report)))
     print(f"  cached stages: {', '.join(report.cached) or 'none'}")
     print(f"  run folder: {report.run_dir}")
@@ -149,9 +152,11 @@ def simulate(preset: str | None, overrides: list[str]) -> None:
         check_model(cfg.personas.rewrite)
 
     from flows.simulate import simulate as simulate_flow
+    from tasks.benchmarks import benchmark
 
     report = simulate_flow(cfg)
-    print_run(f"JOSH on ToolWOZ {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}, beam {cfg.beam_size}", report)
+    print_run(f"JOSH on {benchmark(cfg.benchmark).title} {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}, "
+              f"beam {cfg.beam_size}", report)
 
 
 def selftalk(preset: str | None, overrides: list[str]) -> None:

@@ -112,16 +112,23 @@ class RunnerConfig(StrictModel):
 
 
 class RolePlayConfig(StrictModel):
-    """An agent and a user simulator talking on ToolWOZ tasks: what evaluation and simulation share."""
+    """An agent and a user simulator talking on a benchmark's tasks: what evaluation and simulation share."""
 
+    benchmark: Literal["toolwoz", "retail", "airline"] = Field(
+        "toolwoz", description="ToolWOZ (MultiWOZ as tool use), or tau-bench's retail or airline domain.")
     agent: ModelConfig = Field(default_factory=ModelConfig)
     user: ModelConfig = Field(default_factory=ModelConfig)
     agent_sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=64))
+    agent_format: Literal["react", "tools"] = Field(
+        "react", description="`react`: PLAN / APICALL / SPEAK text; `tools`: function calling (OpenAI tool schemas, "
+                             "native `tools` with an openai: agent, <tool_call> JSON for local models).")
     agent_prompt: Literal["react", "compact"] = Field(
-        "compact", description="`react`: the full ReAct prompt with API examples (large models); `compact`: tool signatures only."
+        "compact", description="`react`: full instructions (tau-bench: the policy) and tool schemas (large models); "
+                               "`compact`: a line and tool signatures (tiny models with a short context)."
     )
-    split: Literal["train", "val", "test"] = "val"
+    split: Literal["train", "val", "test", "dev"] = Field(
+        "val", description="ToolWOZ: train / val / test; tau-bench retail: train / test / dev, airline: test.")
     n_tasks: int = Field(10, gt=0, description="How many tasks of the split to use.")
     seed: int = Field(0, description="Which tasks: a seeded sample of the split.")
     max_messages: int = Field(
@@ -133,9 +140,21 @@ class RolePlayConfig(StrictModel):
     runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
     run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
 
+    @model_validator(mode="after")
+    def _split_exists(self) -> "RolePlayConfig":
+        from envs.taubench.data import SPLITS
+
+        splits = {"toolwoz": ("train", "val", "test"), **SPLITS}[self.benchmark]
+        if self.split not in splits:
+            raise ValueError(f"{self.benchmark} has no {self.split!r} split (splits: {', '.join(splits)})")
+        return self
+
 
 class EvalConfig(RolePlayConfig):
-    """Evaluate an agent against a user simulator on a ToolWOZ split slice."""
+    """Evaluate an agent against a user simulator on a slice of a benchmark split."""
+
+    trials: int = Field(1, gt=0, description="Conversations per task, each with the next sampling seed; reported as "
+                                             "pass^k for k = 1..trials (every one of k trials succeeds).")
 
 
 class PersonaConfig(StrictModel):
@@ -295,9 +314,14 @@ class PipelineConfig(StrictModel):
             for role in ("agent", "user"):
                 if getattr(self, stage).model_fields_set & {role}:
                     raise ValueError(f"set {role}.* at the top level, not {stage}.{role}: every stage uses the same {role}")
+        if self.source == "josh-trees" and self.simulate.benchmark != "toolwoz":
+            raise ValueError("josh-train's shipped trees are ToolWOZ dialogues: source=josh-trees needs simulate.benchmark=toolwoz")
         if self.source == "selftalk" and self.user.spec == "agenda":
             raise ValueError("the agenda user plays ToolWOZ customers: for source=selftalk set user.spec=script "
                              "(the workflow's scripted client) or a model")
+        if self.simulate.agent_format != self.evaluation.agent_format:
+            raise ValueError(f"simulate.agent_format ({self.simulate.agent_format}) and evaluation.agent_format "
+                             f"({self.evaluation.agent_format}) differ: the agent is trained and evaluated in one format")
         if self.simulate.agent_prompt != self.evaluation.agent_prompt:
             raise ValueError(f"simulate.agent_prompt ({self.simulate.agent_prompt}) and evaluation.agent_prompt "
                              f"({self.evaluation.agent_prompt}) differ: the agent is trained and evaluated in one format")

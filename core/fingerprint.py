@@ -36,7 +36,7 @@ CORPUS_CODE = (*ENV_CODE, *FORMAT_CODE)
 EMBEDDED_MODEL_CODE = (*FORMAT_CODE, "models/pretrain.py", "models/embedded.py")  # plus the corpus's content
 # how a model answers (not how it was trained: its weights are hashed on their own)
 GENERATION_CODE = ("models/__init__.py", "models/base.py", "models/embedded.py", "models/hf_backend.py", "models/openai_backend.py")
-SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/rollout.py", "tasks/users.py", "tasks/stops.py", "tasks/evaluation.py",
+SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/benchmarks.py", "tasks/function_calling.py", "tasks/rollout.py", "tasks/users.py", "tasks/stops.py", "tasks/evaluation.py",
                    *GENERATION_CODE, "core/types.py")
 JOSH_CODE = (*SIMULATION_CODE, "tasks/josh.py")
 QUALITY_CODE = ("quality", "tasks/harvest.py", "tasks/stops.py", *ENV_CODE, *FORMAT_CODE)  # plus the suites' content

@@ -73,6 +73,7 @@ class Termination(str, Enum):
     role_flip = "role_flip"  # the user simulator wrote agent actions
     agent_retries_exhausted = "agent_retries_exhausted"  # no SPEAK within the agent's step budget
     all_rewards_earned = "all_rewards_earned"  # JOSH: nothing left to earn, the conversation is cut there
+    transferred = "transferred"  # tau-bench: the agent handed the customer to a human (the episode ends there)
     conversation_end = "conversation_end"  # workflow domains: a closing step, an end phrase or the phase check
 
 

@@ -1,6 +1,7 @@
-"""Evaluate an agent against a user simulator on a ToolWOZ slice.
+"""Evaluate an agent against a user simulator on a benchmark slice (ToolWOZ, tau-bench retail or airline).
 
-[embedded model] -> tasks -> oracle ceiling -> simulate (shards, cached; local, Dask or Ray) -> metrics -> dataset + report
+[embedded model] -> tasks -> oracle ceiling -> simulate (trials x shards, cached; local, Dask or Ray)
+-> metrics, pass^k -> dataset + report
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from flows.bootstrap import bootstrap
 from models import model_fingerprint
 from tasks.runners import task_runner
 from tasks.users import user_fingerprint
-from quality.metrics import EvalReport, ceiling, evaluation_metrics
+from quality.metrics import EvalReport, ceiling, evaluation_metrics, pass_hat_k
 from tasks.evaluation import (
     oracle_rewards,
     publish_report,
@@ -24,13 +25,15 @@ from tasks.evaluation import (
     select_tasks,
     simulate_dialogues,
     simulation_fingerprint,
+    trial_config,
 )
 
 
 @flow(name="evaluate-shards", persist_result=False)
-def evaluate_shards(cfg: EvalConfig, shards: list[list[str]], fingerprints: list[str]) -> list[tuple[list[Dialogue], bool]]:
+def evaluate_shards(configs: list[EvalConfig], shards: list[list[str]],
+                    fingerprints: list[str]) -> list[tuple[list[Dialogue], bool]]:
     """Every shard's dialogues, and whether they came from the cache; shards run on the configured task runner."""
-    futures = [simulate_dialogues.submit(cfg, shard, fp) for shard, fp in zip(shards, fingerprints)]
+    futures = [simulate_dialogues.submit(c, shard, fp) for c, shard, fp in zip(configs, shards, fingerprints)]
     return [(future.result(), future.state.name == "Cached") for future in futures]
 
 
@@ -38,13 +41,15 @@ def evaluate_shards(cfg: EvalConfig, shards: list[list[str]], fingerprints: list
 def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
     if "embedded" in (cfg.agent.spec, cfg.user.spec):
         bootstrap()  # trains the embedded model on first use; a cache hit afterwards
-    task_ids = select_tasks(cfg.split, cfg.n_tasks, cfg.seed)
-    oracle = oracle_rewards(cfg.split, return_state=True)
+    task_ids = select_tasks(cfg.benchmark, cfg.split, cfg.n_tasks, cfg.seed)
+    oracle = oracle_rewards(cfg.benchmark, cfg.split, return_state=True)
     agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)
     fingerprint = simulation_fingerprint(cfg, task_ids, agent_fp, user_fp)
     shards = [task_ids[i : i + cfg.shard_size] for i in range(0, len(task_ids), cfg.shard_size)]
-    fingerprints = [simulation_fingerprint(cfg, shard, agent_fp, user_fp) for shard in shards]
-    done = evaluate_shards.with_options(task_runner=task_runner(cfg.runner))(cfg, shards, fingerprints)
+    runs = [(trial_config(cfg, t), shard) for t in range(cfg.trials) for shard in shards]
+    fingerprints = [simulation_fingerprint(c, shard, agent_fp, user_fp) for c, shard in runs]
+    done = evaluate_shards.with_options(task_runner=task_runner(cfg.runner))(
+        [c for c, _ in runs], [shard for _, shard in runs], fingerprints)
     dialogues = [d for part, _ in done for d in part]
 
     per_task = oracle.result()
@@ -57,6 +62,8 @@ def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
         agent_fingerprint=agent_fp,
         user_fingerprint=user_fp,
         run_dir=str(run_dir),
+        trials=cfg.trials,
+        pass_hat_k=pass_hat_k(dialogues, cfg.trials),
         cached=[name for name, hit in (("oracle_rewards", oracle.name == "Cached"),
                                        ("simulate_dialogues", all(was_cached for _, was_cached in done))) if hit],
     )

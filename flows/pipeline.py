@@ -26,6 +26,7 @@ from flows.import_trees import import_josh_trees
 from flows.selftalk import selftalk_flow
 from flows.simulate import simulate
 from flows.train import Adapter, preference, sft
+from tasks.benchmarks import benchmark
 from tasks.comparison import publish_comparison
 
 
@@ -61,7 +62,8 @@ def held_out(cfg: PipelineConfig) -> str:
         return f"workflow {cfg.selftalk.workflow}, unguided self-talk, {cfg.selftalk.n_dialogues} held-out dialogues"
     if cfg.source == "imagine":
         return "nothing: imagined tasks have no environment to evaluate in"
-    return f"ToolWOZ {cfg.evaluation.split}, {cfg.evaluation.n_tasks} held-out tasks"
+    trials = f" x {cfg.evaluation.trials} trials" if cfg.evaluation.trials > 1 else ""
+    return f"{benchmark(cfg.evaluation.benchmark).title} {cfg.evaluation.split}, {cfg.evaluation.n_tasks} held-out tasks{trials}"
 
 
 def source_stage(cfg: PipelineConfig) -> tuple[str, str, bool]:

@@ -7,6 +7,7 @@ from itertools import accumulate
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, DynamicCache
@@ -73,7 +74,8 @@ class HFChatModel(ChatModel):
         self.prefixes = PrefixCache(cfg.prefix_cache_mb * 2**20, self.eos_ids)
 
     def generate(
-        self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1
+        self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1,
+        tools: Sequence[dict[str, Any]] | None = None,  # not native here: the agent format puts them in the prompt
     ) -> list[list[Generation]]:
         """Prefill each distinct prompt once, then decode every sequence of the call in one batch.
 

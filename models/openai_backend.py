@@ -28,7 +28,7 @@ from core.config import ModelConfig, SamplingConfig
 from core.errors import EndpointError
 from core.types import Message
 from models import model_fingerprint, parse_spec
-from models.base import ChatModel, Generation
+from models.base import ChatModel, FunctionCall, Generation
 
 RETRY_BASE_S = 1.0  # first backoff delay; doubles per retry
 RETRY_CAP_S = 30.0  # no single wait is longer than this
@@ -110,10 +110,13 @@ class OpenAIChatModel(ChatModel):
         self.url = str(self.client.base_url).rstrip("/")
         self.pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="openai")
 
+    native_tools = True
+
     def generate(
-        self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1
+        self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> list[list[Generation]]:
-        futures = [self.pool.submit(self._complete, p, sampling, n) for p in prompts]
+        futures = [self.pool.submit(self._complete, p, sampling, n, tools) for p in prompts]
         try:
             return [f.result() for f in futures]
         except BaseException:
@@ -121,7 +124,8 @@ class OpenAIChatModel(ChatModel):
                 f.cancel()
             raise
 
-    def _complete(self, prompt: Sequence[Message], sampling: SamplingConfig, n: int) -> list[Generation]:
+    def _complete(self, prompt: Sequence[Message], sampling: SamplingConfig, n: int,
+                  tools: Sequence[dict[str, Any]] | None = None) -> list[Generation]:
         """n choices for one prompt; servers that return fewer (Ollama ignores n) are asked again."""
         messages = to_openai_messages(prompt)
         gens: list[Generation] = []
@@ -136,6 +140,7 @@ class OpenAIChatModel(ChatModel):
                 top_p=sampling.top_p,
                 max_tokens=sampling.max_new_tokens,
                 seed=seed,
+                tools=list(tools) if tools else omit,
             )
             if not response.choices:
                 raise EndpointError(f"{self.url} returned no choices for model {self.model!r}")
@@ -189,6 +194,8 @@ def _generations(response: ChatCompletion) -> list[Generation]:
             text=c.message.content or "",
             prompt_tokens=prompt if i == 0 else 0,
             completion_tokens=share + (rest if i == 0 else 0),
+            tool_calls=tuple(FunctionCall(call.id, call.function.name, call.function.arguments)
+                             for call in c.message.tool_calls or () if call.type == "function"),
         )
         for i, c in enumerate(choices)
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from math import comb
 from statistics import mean
 
 import numpy as np
@@ -42,6 +43,8 @@ class EvalReport(BaseModel):
     user_fingerprint: str
     run_dir: str
     cached: list[str] = []  # stages whose stored result was reused
+    trials: int = 1  # conversations per task
+    pass_hat_k: dict[int, float] = {}  # k -> chance that k trials of a task all succeed, averaged over tasks
 
 
 def evaluation_metrics(dialogues: list[Dialogue]) -> EvalMetrics:
@@ -59,6 +62,15 @@ def evaluation_metrics(dialogues: list[Dialogue]) -> EvalMetrics:
         completion_tokens=sum(o.completion_tokens for o in outcomes),
         terminations=dict(Counter(o.termination.value for o in outcomes)),
     )
+
+
+def pass_hat_k(dialogues: list[Dialogue], trials: int) -> dict[int, float]:
+    """tau-bench's pass^k for k = 1..trials: per task, C(c, k) / C(n, k) with c of its n trials successful
+    (the chance that k trials drawn without replacement all succeed), averaged over tasks."""
+    wins: dict[str, list[bool]] = {}
+    for d in dialogues:
+        wins.setdefault(d.scenario.task_id, []).append(d.outcome.success)
+    return {k: mean(comb(sum(w), k) / comb(len(w), k) for w in wins.values()) for k in range(1, trials + 1)}
 
 
 def ceiling(rewards: list[float]) -> Ceiling:

@@ -8,19 +8,25 @@ intervals over tasks; each change is a paired bootstrap against the stage before
 from __future__ import annotations
 
 import base64
+from collections import defaultdict
 from pathlib import Path
+from statistics import mean
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from core.records import read_jsonl
-from quality.metrics import bootstrap_mean, paired_difference
+from core.types import Dialogue
+from quality.metrics import bootstrap_mean, paired_difference, pass_hat_k
 
 
-def per_task(run_dir: str) -> dict[str, tuple[float, float]]:
-    """scenario id -> (success 0/1, reward) of one evaluation run (a scenario: a task, played by a persona or not)."""
-    return {d.id: (float(d.outcome.success), d.outcome.reward)
-            for d in read_jsonl(Path(run_dir) / "dialogues.jsonl")}
+def per_task(dialogues: list[Dialogue]) -> dict[str, tuple[float, float]]:
+    """scenario id -> (success, reward) of one evaluation run, each the mean over the scenario's trials
+    (a scenario: a task, played by a persona or not)."""
+    trials: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for d in dialogues:
+        trials[d.id].append((float(d.outcome.success), d.outcome.reward))
+    return {i: (mean(s for s, _ in runs), mean(r for _, r in runs)) for i, runs in trials.items()}
 
 
 def _interval(m: tuple[float, float, float], scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
@@ -31,12 +37,16 @@ def _interval(m: tuple[float, float, float], scale: float = 1.0, digits: int = 3
 def comparison(stages: dict[str, str]) -> list[dict]:
     """One row per stage (name -> evaluation run dir): success and reward with intervals, and the paired
     change against the previous stage."""
-    outcomes = {name: per_task(run) for name, run in stages.items()}
+    dialogues = {name: read_jsonl(Path(run) / "dialogues.jsonl") for name, run in stages.items()}
+    outcomes = {name: per_task(found) for name, found in dialogues.items()}
     tasks = sorted(set.intersection(*(set(o) for o in outcomes.values())))
     rows, previous = [], None
     for name, o in outcomes.items():
         success, reward = [o[t][0] for t in tasks], [o[t][1] for t in tasks]
         row = {"stage": name, "tasks": len(tasks), "success": bootstrap_mean(success), "reward": bootstrap_mean(reward)}
+        runs = [d for d in dialogues[name] if d.id in set(tasks)]
+        if (trials := len(runs) // max(1, len(tasks))) > 1:
+            row["pass_hat_k"] = pass_hat_k(runs, trials)
         if previous:
             row["success_change"] = paired_difference(success, previous[0])
             row["reward_change"] = paired_difference(reward, previous[1])
@@ -53,8 +63,12 @@ def display_rows(rows: list[dict]) -> list[dict[str, str]]:
         verdict = "significant" if m[1] > 0 or m[2] < 0 else "not significant"
         return f"{_interval(m, scale, digits, unit)} ({verdict})"
 
+    def passes(row):
+        return {} if "pass_hat_k" not in row else {
+            f"pass^1..{len(row['pass_hat_k'])} %": " / ".join(f"{100 * v:.1f}" for v in row["pass_hat_k"].values())}
+
     return [{"stage": r["stage"], "tasks": str(r["tasks"]), "success % [95% CI]": _interval(r["success"], 100, 1),
-             "avg reward [95% CI]": _interval(r["reward"]),
+             "avg reward [95% CI]": _interval(r["reward"]), **passes(r),
              "success change vs previous": change(r, "success_change", 100, 1, " pts"),
              "reward change vs previous": change(r, "reward_change", 1, 3, "")} for r in rows]
 

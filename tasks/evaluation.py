@@ -19,47 +19,53 @@ from prefect.artifacts import (
 )
 
 from core import records
-from core.config import EvalConfig
-from core.fingerprint import ENV_CODE, SIMULATION_CODE, code_hash, stable_hash
-from core.types import Dialogue, Scenario
-from envs.toolwoz import data as toolwoz_data, load_toolwoz, oracle_reward
+from core.config import EvalConfig, RolePlayConfig
+from core.fingerprint import SIMULATION_CODE, code_hash, stable_hash
+from core.types import Dialogue
 from quality.metrics import EvalReport
-from tasks import react, rollout
+from tasks import rollout
+from tasks.benchmarks import agent_format, benchmark, episode
 from tasks.retries import ENDPOINT_RETRIES
 from tasks.users import loaded_roles
 
 
 @task
-def select_tasks(split: str, n: int, seed: int) -> list[str]:
+def select_tasks(bench: str, split: str, n: int, seed: int) -> list[str]:
     """A seeded sample of the split's task ids (the whole split when n exceeds it)."""
-    ids = load_toolwoz().splits[split]
+    ids = benchmark(bench).task_ids(split)
     return sorted(random.Random(seed).sample(ids, min(n, len(ids))))
 
 
-@task(cache_key_fn=lambda _, p: stable_hash("oracle", p["split"], toolwoz_data.data_version(), code_hash(*ENV_CODE)))
-def oracle_rewards(split: str) -> dict[str, float]:
-    """Replay every task's ground-truth calls: the per-task reward ceiling of the split."""
-    data = load_toolwoz()
-    return {t.id: oracle_reward(data, t).reward for t in data.split(split)}
+@task(cache_key_fn=lambda _, p: stable_hash("oracle", p["bench"], p["split"], benchmark(p["bench"]).data_version(),
+                                            code_hash(*benchmark(p["bench"]).code)))
+def oracle_rewards(bench: str, split: str) -> dict[str, float]:
+    """Replay every task's ground truth: the per-task reward ceiling of the split."""
+    found = benchmark(bench)
+    return {i: found.oracle_reward(i) for i in found.task_ids(split)}
 
 
-def scenario(data, task_id: str, persona=None) -> Scenario:
-    return Scenario(domain="toolwoz", task_id=task_id, instruction=data.tasks[task_id].instruction, persona=persona)
+def trial_config(cfg: EvalConfig, trial: int) -> EvalConfig:
+    """Trial t samples with every seed moved by t (trial 0 is the configured run)."""
+    def moved(sampling):
+        return sampling if sampling.seed is None else sampling.model_copy(update={"seed": sampling.seed + trial})
+
+    return cfg.model_copy(update={"agent_sampling": moved(cfg.agent_sampling), "user_sampling": moved(cfg.user_sampling)})
 
 
-def simulation_fingerprint(cfg: EvalConfig, task_ids: list[str], agent_fp: str, user_fp: str) -> str:
-    settings = cfg.model_dump(include={"agent_sampling", "user_sampling", "agent_prompt", "max_messages", "max_agent_steps"})
-    return stable_hash(
-        "simulate", agent_fp, user_fp, settings, task_ids, toolwoz_data.data_version(), code_hash(*SIMULATION_CODE)
-    )
+def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: str, user_fp: str) -> str:
+    settings = cfg.model_dump(include={"benchmark", "agent_sampling", "user_sampling", "agent_format", "agent_prompt",
+                                       "max_messages", "max_agent_steps"})
+    bench = benchmark(cfg.benchmark)
+    return stable_hash("simulate", agent_fp, user_fp, settings, task_ids, bench.data_version(),
+                       code_hash(*SIMULATION_CODE, *bench.code))
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
 def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -> list[Dialogue]:
     """Play agent against user simulator on each task; the heavy step, cached on `fingerprint`."""
-    data = load_toolwoz()
-    system = react.system_prompt(data.tool_schemas, cfg.agent_prompt)
-    episodes = [rollout.toolwoz_episode(data, scenario(data, i), system, cfg) for i in task_ids]
+    bench = benchmark(cfg.benchmark)
+    fmt = agent_format(bench, cfg)
+    episodes = [episode(bench, bench.scenario(i), fmt, cfg) for i in task_ids]
     progress = create_progress_artifact(0.0, key="evaluate-progress", description="Dialogues finished (%)")
 
     def report(done: int, total: int) -> None:
@@ -98,6 +104,8 @@ def metrics_table(report: EvalReport) -> list[dict[str, str]]:
          "value": f"{pct(split.success_rate)} success, {split.reward:.3f} reward over {split.tasks} tasks"},
         {"metric": "tokens (prompt / completion)", "value": f"{m.prompt_tokens} / {m.completion_tokens}"},
         {"metric": "terminations", "value": ", ".join(f"{k}: {v}" for k, v in sorted(m.terminations.items()))},
+        {"metric": f"pass^k ({report.trials} trials per task)",
+         "value": ", ".join(f"pass^{k} {pct(v)}" for k, v in sorted(report.pass_hat_k.items())) or "n/a"},
     ]
 
 
@@ -105,10 +113,12 @@ def metrics_table(report: EvalReport) -> list[dict[str, str]]:
 def publish_report(report: EvalReport, cfg: EvalConfig) -> Path:
     """Table + markdown artifacts in the Prefect UI; report.md, metrics.json, config.json in the run folder."""
     table = metrics_table(report)
-    create_table_artifact(table, key="evaluation-metrics", description=f"{cfg.agent.spec} on ToolWOZ {cfg.split}")
+    title = benchmark(cfg.benchmark).title
+    create_table_artifact(table, key="evaluation-metrics", description=f"{cfg.agent.spec} on {title} {cfg.split}")
     lines = [
         f"# Evaluation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`",
-        f"ToolWOZ `{cfg.split}`, {len(report.task_ids)} tasks (seed {cfg.seed}); run folder `{report.run_dir}`.",
+        f"{title} `{cfg.split}`, {len(report.task_ids)} tasks x {report.trials} trials (seed {cfg.seed}); "
+        f"run folder `{report.run_dir}`.",
         "",
         "| metric | value |",
         "|---|---|",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from core.types import Dialogue, JoshTree, Message, Outcome, PreferencePair, Sce
 from envs.toolwoz import ToolWOZEnv
 from envs.toolwoz.data import ToolWOZData, package_file
 from envs.toolwoz.tools import is_error
-from tasks import react
+from tasks import react, rollout
 from tasks.rollout import RETRIES_EXHAUSTED
 
 SHIPPED_TREES = "data/llama3-josh-toolwoz-for-KTO.zip"
@@ -37,7 +38,7 @@ def chat(messages: list[Message] | tuple[Message, ...]) -> list[dict[str, str]]:
 
 def is_error_message(m: Message) -> bool:
     """A rejected call's result or the agent running out of retries: what JOSH keeps off an SFT path."""
-    return (m.role == "tool" and is_error(m.content)) or m.content == RETRIES_EXHAUSTED
+    return (m.role == "tool" and rollout.is_error(m.content)) or m.content == RETRIES_EXHAUSTED
 
 
 def has_error(messages: tuple[Message, ...]) -> bool:
@@ -53,14 +54,18 @@ def golden_path(nodes: tuple[TreeNode, ...]) -> tuple[Message, ...]:
     return ()
 
 
-def sft_examples(trees: list[JoshTree], system: str, min_reward: float = 1.0) -> list[dict[str, Any]]:
+View = Callable[[str, list[Message]], list[Message]]  # the agent format's view of a record
+
+
+def sft_examples(trees: list[JoshTree], system: str, min_reward: float = 1.0,
+                 view: View = react.agent_view) -> list[dict[str, Any]]:
     rows = []
     for tree in trees:
         path = golden_path(tree.nodes)
         if tree.dialogue.outcome.reward >= min_reward and path and not has_error(path):
             rows.append({"scenario_id": tree.dialogue.id, "task_id": tree.dialogue.scenario.task_id,
                          "reward": tree.dialogue.outcome.reward,
-                         "messages": chat(react.agent_view(system, list(path)))})
+                         "messages": chat(view(system, list(path)))})
     return rows
 
 
@@ -97,21 +102,21 @@ def _key(messages) -> str:
     return json.dumps([m.model_dump(mode="json") for m in messages])
 
 
-def dpo_rows(pairs: list[PreferencePair], system: str) -> list[dict[str, Any]]:
-    return [{"scenario_id": p.scenario_id, "task_id": p.task_id, "prompt": chat(react.agent_view(system, list(p.prompt))),
-             "chosen": chat([p.chosen]), "rejected": chat([p.rejected])} for p in pairs]
+def dpo_rows(pairs: list[PreferencePair], system: str, view: View = react.agent_view) -> list[dict[str, Any]]:
+    return [{"scenario_id": p.scenario_id, "task_id": p.task_id, "prompt": chat(view(system, list(p.prompt))),
+             "chosen": chat(view("", [p.chosen])[1:]), "rejected": chat(view("", [p.rejected])[1:])} for p in pairs]
 
 
-def kto_rows(pairs: list[PreferencePair], system: str) -> list[dict[str, Any]]:
+def kto_rows(pairs: list[PreferencePair], system: str, view: View = react.agent_view) -> list[dict[str, Any]]:
     rows, seen = [], set()
     for p in pairs:
-        prompt = chat(react.agent_view(system, list(p.prompt)))
+        prompt = chat(view(system, list(p.prompt)))
         for completion, label in ((p.chosen, True), (p.rejected, False)):
             key = (_key(p.prompt), completion.content, label)
             if key not in seen:
                 seen.add(key)
                 rows.append({"scenario_id": p.scenario_id, "task_id": p.task_id, "prompt": prompt,
-                             "completion": chat([completion]), "label": label})
+                             "completion": chat(view("", [completion])[1:]), "label": label})
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Role-play between a user simulator and a ReAct agent, tools executed in the environment.
+"""Role-play between a user simulator and an agent (ReAct or function calling), tools executed in the environment.
 
 An `Episode` is one conversation as a small state machine (who speaks next, what each saw);
 `run_episodes` steps many of them in lockstep so that every model call is one batch across
@@ -10,36 +10,63 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from tqdm.auto import tqdm
 
-from core.config import RolePlayConfig, SamplingConfig
+from core.config import SamplingConfig
 from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
-from envs.toolwoz import ToolWOZEnv
-from envs.toolwoz.tools import is_error
 from models.base import ChatModel, Generation
-from tasks import react, stops, user_sim
-from tasks.users import UserSimulator, as_user
+from tasks import function_calling, react, stops
+from tasks.users import UserSimulator, as_user, ends_conversation
 
 RETRIES_EXHAUSTED = "Error: Agent ran out of retries."
 
 
 class Environment(Protocol):
+    finished: bool  # the environment ended the episode (tau-bench: the customer was transferred)
+
     def step(self, call: ToolCall) -> str: ...
+    def hear(self, reply: str) -> None: ...  # what the agent said to the customer (tau-bench looks for outputs there)
     def reward(self): ...  # has .reward (float), .success (bool) and .earned (one bool per sub-goal)
     def fork(self) -> "Environment": ...  # an independent copy of the state so far (JOSH branches)
+
+
+def is_error(observation: str) -> bool:
+    """A rejected or malformed call, as every environment and format words it (`ERROR: ...`, `Error: ...`)."""
+    return observation[:5].lower() == "error"
+
+
+@dataclass(frozen=True)
+class AgentFormat:
+    """How the agent's turns are written and read: its system prompt, its view of the record, its parser, and
+    the tool schemas sent with every call to a backend that calls functions natively."""
+
+    system: str
+    view: Callable[[str, list[Message]], list[Message]]
+    parse: Callable[[Generation], react.AgentAction]
+    native_tools: tuple[dict[str, Any], ...] | None = None
+
+    @classmethod
+    def react(cls, system: str) -> "AgentFormat":
+        return cls(system, react.agent_view, lambda gen: react.parse_action(gen.text))
+
+    @classmethod
+    def function_calling(cls, system: str, schemas: list[dict[str, Any]], native: bool) -> "AgentFormat":
+        return cls(system, lambda s, record: function_calling.agent_view(s, record, native), function_calling.parse,
+                   tuple(schemas) if native else None)
 
 
 class Episode:
     """One conversation: the agent's record, what the customer saw, whose turn it is, and counters."""
 
     def __init__(
-        self, scenario: Scenario, env: Environment, agent_system: str, max_messages: int = 15, max_agent_steps: int = 3
+        self, scenario: Scenario, env: Environment, fmt: AgentFormat, max_messages: int = 15, max_agent_steps: int = 3
     ):
         self.scenario = scenario
         self.env = env
-        self.agent_system = agent_system
+        self.format = fmt
         self.max_messages = max_messages
         self.max_agent_steps = max_agent_steps
         self.record: list[Message] = []  # everything the agent saw and did
@@ -63,7 +90,7 @@ class Episode:
         return twin
 
     def agent_prompt(self) -> list[Message]:
-        return react.agent_view(self.agent_system, self.record)
+        return self.format.view(self.format.system, self.record)
 
     def on_user(self, gen: Generation) -> None:
         self._count(gen)
@@ -71,7 +98,7 @@ class Episode:
         if not text:
             return self.finish(Termination.empty_output)
         self._say(Message(role="user", content=text))
-        if user_sim.wants_to_end(text):
+        if ends_conversation(text):
             return self.finish(Termination.user_ended)
         if stops.is_role_flip(text):
             return self.finish(Termination.role_flip)
@@ -82,13 +109,14 @@ class Episode:
     def on_agent(self, gen: Generation) -> None:
         self._count(gen)
         self.agent_steps += 1
-        if not gen.text.strip():
+        if not gen.text.strip() and not gen.tool_calls:
             return self.finish(Termination.empty_output)
-        action = react.parse_action(gen.text)
+        action = self.format.parse(gen)
         self.api_calls += action.attempted_call
         if action.speak is not None:
             self.record.append(Message(role="assistant", content=action.text))
             self.visible.append(Message(role="assistant", content=action.speak))
+            self.env.hear(action.speak)
             if stops.is_non_coherent(action.speak):
                 return self.finish(Termination.non_coherent)
             return self._end_agent_turn()
@@ -100,7 +128,9 @@ class Episode:
             observation = action.error
             self.invalid_calls += action.attempted_call
             self.record.append(Message(role="assistant", content=action.text))
-        self.record.append(Message(role="tool", content=observation))
+        self.record.append(Message(role="tool", content=observation, tool_call_id=action.call and action.call.id))
+        if self.env.finished:
+            return self.finish(Termination.transferred)
         if self.agent_steps >= self.max_agent_steps:
             self._say(Message(role="assistant", content=RETRIES_EXHAUSTED))
             self.finish(Termination.agent_retries_exhausted)
@@ -142,11 +172,6 @@ class Episode:
         self.completion_tokens += gen.completion_tokens
 
 
-def toolwoz_episode(data, scenario: Scenario, system: str, cfg: RolePlayConfig) -> Episode:
-    env = ToolWOZEnv(data, data.tasks[scenario.task_id])
-    return Episode(scenario, env, system, max_messages=cfg.max_messages, max_agent_steps=cfg.max_agent_steps)
-
-
 def take_turns(episodes: list[Episode], agent: ChatModel, user: UserSimulator, sampling: SamplingConfig) -> list[Generation]:
     """One batched call for every episode waiting for the same role; each episode takes its turn."""
     if not episodes:
@@ -156,7 +181,9 @@ def take_turns(episodes: list[Episode], agent: ChatModel, user: UserSimulator, s
         for episode, gen in zip(episodes, gens):
             episode.on_user(gen)
     else:
-        gens = [g[0] for g in agent.generate([e.agent_prompt() for e in episodes], sampling)]
+        tools = episodes[0].format.native_tools
+        prompts = [e.agent_prompt() for e in episodes]
+        gens = [g[0] for g in (agent.generate(prompts, sampling, tools=tools) if tools else agent.generate(prompts, sampling))]
         for episode, gen in zip(episodes, gens):
             episode.on_agent(gen)
     return gens

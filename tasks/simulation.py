@@ -19,37 +19,37 @@ from core import records
 from core.config import ModelConfig, SimulateConfig
 from core.fingerprint import JOSH_CODE, code_hash, stable_hash
 from core.types import JoshTree, Persona, Scenario, Usage
-from envs.toolwoz import data as toolwoz_data, load_toolwoz
-from tasks import harvest, josh, react, rollout
+from tasks import harvest, josh
+from tasks.benchmarks import agent_format, benchmark, episode
 from tasks.users import loaded_roles
-from tasks.evaluation import scenario
 from tasks.run_report import publish_metrics
 from tasks.retries import ENDPOINT_RETRIES
 
 
 @task
-def build_scenarios(task_ids: list[str], personas: list[Persona], per_task: int, seed: int) -> list[Scenario]:
+def build_scenarios(bench: str, task_ids: list[str], personas: list[Persona], per_task: int, seed: int) -> list[Scenario]:
     """Each task played by `per_task` different personas, assigned by a seeded shuffle."""
     order = list(personas)
     random.Random(seed).shuffle(order)
-    data = load_toolwoz()
-    return [scenario(data, t, order[(i * per_task + k) % len(order)] if order else None)
+    found = benchmark(bench)
+    return [found.scenario(t, order[(i * per_task + k) % len(order)] if order else None)
             for i, t in enumerate(task_ids) for k in range(per_task)]
 
 
 def shard_fingerprint(cfg: SimulateConfig, shard: list[Scenario], agent_fp: str, user_fp: str) -> str:
-    settings = cfg.model_dump(include={"agent_sampling", "user_sampling", "agent_prompt", "max_messages",
-                                       "max_agent_steps", "beam_size"})
+    settings = cfg.model_dump(include={"benchmark", "agent_sampling", "user_sampling", "agent_format", "agent_prompt",
+                                       "max_messages", "max_agent_steps", "beam_size"})
+    bench = benchmark(cfg.benchmark)
     return stable_hash("josh", agent_fp, user_fp, settings, [s.model_dump(mode="json") for s in shard],
-                       toolwoz_data.data_version(), code_hash(*JOSH_CODE))
+                       bench.data_version(), code_hash(*JOSH_CODE, *bench.code))
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="simulate-shard-{index}", **ENDPOINT_RETRIES)
 def simulate_shard(cfg: SimulateConfig, shard: list[Scenario], index: int, fingerprint: str) -> list[JoshTree]:
     """JOSH trees for one shard of scenarios; every model call batches all leaves of all its trees."""
-    data = load_toolwoz()
-    system = react.system_prompt(data.tool_schemas, cfg.agent_prompt)
-    searches = [josh.Search(rollout.toolwoz_episode(data, s, system, cfg), cfg.beam_size) for s in shard]
+    bench = benchmark(cfg.benchmark)
+    fmt = agent_format(bench, cfg)
+    searches = [josh.Search(episode(bench, s, fmt, cfg), cfg.beam_size) for s in shard]
     with loaded_roles(cfg) as (agent, user):
         trees = josh.run_josh(searches, agent, user, cfg.agent_sampling, cfg.user_sampling)
     get_run_logger().info("shard %d: %d trees, %d nodes", index, len(trees), sum(len(t.nodes) for t in trees))
@@ -58,13 +58,14 @@ def simulate_shard(cfg: SimulateConfig, shard: list[Scenario], index: int, finge
 
 @task
 def harvest_datasets(trees: list[JoshTree], cfg: SimulateConfig, run_dir: Path) -> dict[str, int]:
-    """Dialogues, trees, SFT set, DPO pairs and KTO rows, each saved as a Hugging Face dataset; row counts."""
-    system = react.system_prompt(load_toolwoz().tool_schemas, cfg.agent_prompt)
+    """Dialogues, trees, SFT set, DPO pairs and KTO rows, each saved as a Hugging Face dataset; row counts.
+    Rows are in the format a local model is trained in (function calls written out, not native)."""
+    fmt = agent_format(benchmark(cfg.benchmark), cfg, native=False)
     pairs = [p for t in trees for p in harvest.preference_pairs(t)]
     tables = {
-        "sft": harvest.sft_examples(trees, system, cfg.sft_min_reward),
-        "dpo": harvest.dpo_rows(pairs, system),
-        "kto": harvest.kto_rows(pairs, system),
+        "sft": harvest.sft_examples(trees, fmt.system, cfg.sft_min_reward, fmt.view),
+        "dpo": harvest.dpo_rows(pairs, fmt.system, fmt.view),
+        "kto": harvest.kto_rows(pairs, fmt.system, fmt.view),
         "trees": tree_rows(trees),
     }
     records.dialogues_to_dataset([t.dialogue for t in trees]).save_to_disk(str(run_dir / "dialogues"))
@@ -119,5 +120,6 @@ def summary_rows(trees: list[JoshTree], counts: dict[str, int], cfg: SimulateCon
 
 @task
 def publish_summary(rows: list[dict[str, str]], cfg: SimulateConfig, run_dir: Path) -> Path:
-    title = f"Simulation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`, JOSH on ToolWOZ {cfg.split}, beam {cfg.beam_size}"
+    title = (f"Simulation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`, JOSH on {benchmark(cfg.benchmark).title} "
+             f"{cfg.split}, beam {cfg.beam_size}")
     return publish_metrics(rows, cfg, run_dir, "simulation", title)

@@ -1,4 +1,5 @@
-"""Who plays the customer: a chat model prompted with its goal, or the ToolWOZ agenda user (no model behind it).
+"""Who plays the customer: a chat model prompted with its goal, or the agenda user (scripted, no model behind it:
+ToolWOZ's goal agenda, or on tau-bench the task's instruction told a sentence per turn).
 
 Both answer a batch of conversations at once, so the rollout and JOSH step every customer
 in one call. `agenda` is a user spec like a model spec (`--set user.spec=agenda`), but it is
@@ -15,10 +16,13 @@ from core.config import ModelConfig, RolePlayConfig, SamplingConfig
 from core.errors import ConfigError
 from core.fingerprint import stable_hash
 from core.types import Message, Scenario
+from envs.taubench import user as tau_user
+from envs.taubench.data import SPLITS as TAU_SPLITS
 from models import ChatModel, Generation, check_model, load_model, loaded_pair, model_fingerprint
 from tasks import user_sim
 
 AGENDA = "agenda"
+TAU_DOMAINS = tuple(TAU_SPLITS)
 Conversation = tuple[Scenario, Sequence[Message]]  # the scenario and what the customer has seen so far
 
 
@@ -37,12 +41,13 @@ class ModelUser(UserSimulator):
         self.model, self.spec = model, model.spec
 
     def respond(self, conversations: Sequence[Conversation], sampling: SamplingConfig) -> list[Generation]:
-        prompts = [user_sim.user_view(scenario, list(visible)) for scenario, visible in conversations]
+        prompts = [customer_view(scenario, list(visible), self.spec) for scenario, visible in conversations]
         return [gens[0] for gens in self.model.generate(prompts, sampling)]
 
 
 class AgendaUser(UserSimulator):
-    """The goal-agenda customer of `envs/toolwoz/agenda.py`; its phrasing seeded by the sampling seed."""
+    """The goal-agenda customer of `envs/toolwoz/agenda.py` (its phrasing seeded by the sampling seed); on tau-bench
+    tasks, the instruction's agenda of `envs/taubench/user.py`."""
 
     spec = AGENDA
 
@@ -59,13 +64,29 @@ class AgendaUser(UserSimulator):
 
         out = []
         for scenario, visible in conversations:
+            if scenario.domain in TAU_DOMAINS:
+                turn = tau_user.scripted_turn(scenario.instruction, sum(m.role == "user" for m in visible))
+                out.append(Generation(turn, prompt_tokens=0, completion_tokens=0))
+                continue
             if scenario.domain != "toolwoz":
-                raise ConfigError(f"the agenda user plays ToolWOZ customers only, not {scenario.domain!r} scenarios")
+                raise ConfigError(f"the agenda user plays ToolWOZ and tau-bench customers, not {scenario.domain!r} scenarios")
             said = [m.content for m in visible if m.role == "assistant"]
             turn = customer_turn(self.catalog, self.data.tasks[scenario.task_id], scenario.persona, sampling.seed or 0,
                                  said, self.max_turns)
             out.append(Generation(turn.text, prompt_tokens=0, completion_tokens=0))
         return out
+
+
+def customer_view(scenario: Scenario, visible: list[Message], model_spec: str) -> list[Message]:
+    """What a model customer is prompted with: tau-bench's instruction prompt on its tasks, else the goal prompt.
+    The embedded model always gets the goal prompt: the only customer prompt it was trained on."""
+    tau = scenario.domain in TAU_DOMAINS and model_spec != "embedded"
+    return (tau_user.user_view if tau else user_sim.user_view)(scenario, visible)
+
+
+def ends_conversation(text: str) -> bool:
+    """The customer hung up (`###STOP###`, tau-bench's marker, or END_CONVERSATION, the goal prompt's)."""
+    return tau_user.wants_to_end(text) or user_sim.wants_to_end(text)
 
 
 def as_user(player: ChatModel | UserSimulator) -> UserSimulator:

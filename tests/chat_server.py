@@ -14,7 +14,8 @@ class ChatServer:
 
     `statuses` scripts the first responses (e.g. [429] = one 429, then 200s). Error bodies
     echo the Authorization header, as some real servers do, to test that we redact keys.
-    `reply` (request body -> text) scripts what the model says; by default each text names its prompt.
+    `reply` (request body -> text, or a message dict such as {"content": None, "tool_calls": [...]}) scripts what the
+    model says; by default each text names its prompt.
     """
 
     def __init__(self, statuses: list[int] = (), delay: float = 0.0, max_choices: int | None = None,
@@ -46,15 +47,15 @@ class ChatServer:
             "created": int(time.time()),
             "model": body["model"],
             "choices": [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": self.reply(body) if self.reply else f"reply {i} to {last}"},
-                    "finish_reason": "stop",
-                }
+                {"index": i, "message": self._message(body, i, last), "finish_reason": "stop"}
                 for i in range(k)
             ],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
+
+    def _message(self, body: dict, i: int, last: str) -> dict:
+        said = self.reply(body) if self.reply else f"reply {i} to {last}"
+        return {"role": "assistant", **(said if isinstance(said, dict) else {"content": said})}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

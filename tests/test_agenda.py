@@ -12,7 +12,7 @@ from envs.toolwoz.agenda import Agenda, Catalog, Style, conveyed, goal_values
 from envs.toolwoz.data import DomainGoal, ToolWOZTask
 from envs.toolwoz.scripted_agent import QUESTIONS, play_scripted
 from tasks.react import system_prompt
-from tasks.rollout import Episode
+from tasks.rollout import AgentFormat, Episode
 from tasks.user_sim import END_MARKER
 from tasks.users import AgendaUser
 
@@ -145,7 +145,7 @@ def test_same_seed_same_dialogue_and_the_seed_changes_the_phrasing(toolwoz):
 
 def test_the_scripted_perfect_agent_succeeds_against_it_on_real_tasks(toolwoz):
     tasks = [t for t in toolwoz.split("val") if oracle_reward(toolwoz, t).success][:6]
-    system = system_prompt(toolwoz.tool_schemas, "compact")
+    system = AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact"))
     episodes = [Episode(Scenario(domain="toolwoz", task_id=t.id, instruction=t.instruction), ToolWOZEnv(toolwoz, t),
                         system) for t in tasks]
     play_scripted(episodes, toolwoz.tasks, AgendaUser(), SamplingConfig())

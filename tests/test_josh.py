@@ -16,7 +16,7 @@ from envs.toolwoz import ToolWOZEnv
 from models.base import ChatModel, Generation
 from tasks import harvest, josh
 from tasks.react import system_prompt
-from tasks.rollout import Episode
+from tasks.rollout import AgentFormat, Episode
 
 TASK = "MUL0032.json"
 
@@ -63,7 +63,7 @@ def agent_script(toolwoz):
 def searched(toolwoz):
     task = toolwoz.tasks[TASK]
     episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
-                      system_prompt(toolwoz.tool_schemas, "compact"))
+                      AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")))
     agent = ByPosition(agent_script(toolwoz))
     user = ByPosition(lambda i, p: f"I need a hotel and a restaurant ({len(p)})")
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=4)], agent, user, SamplingConfig(), SamplingConfig())
@@ -129,7 +129,7 @@ def test_dpo_and_kto_rows_are_conversational_and_deduplicated(searched, toolwoz)
 def test_beam_one_is_plain_role_play(toolwoz):
     task = toolwoz.tasks[TASK]
     episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
-                      system_prompt(toolwoz.tool_schemas, "compact"), max_messages=5)
+                      AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")), max_messages=5)
     agent = ByPosition(lambda i, p: "SPEAK ok <COMMAND_END>")
     user = ByPosition(lambda i, p: "hello")
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=1)], agent, user, SamplingConfig(), SamplingConfig())

@@ -9,7 +9,7 @@ from core.types import Scenario, Termination
 from envs.toolwoz import ToolWOZEnv, oracle_reward
 from models.base import ChatModel, Generation
 from tasks.react import system_prompt
-from tasks.rollout import RETRIES_EXHAUSTED, Episode, run_episodes
+from tasks.rollout import RETRIES_EXHAUSTED, AgentFormat, Episode, run_episodes
 
 
 class Scripted(ChatModel):
@@ -31,7 +31,7 @@ class Scripted(ChatModel):
 
 def _episode(toolwoz, task, **kw):
     scenario = Scenario(domain="toolwoz", task_id=task.id, instruction=task.instruction)
-    return Episode(scenario, ToolWOZEnv(toolwoz, task), system_prompt(toolwoz.tool_schemas, "compact"), **kw)
+    return Episode(scenario, ToolWOZEnv(toolwoz, task), AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")), **kw)
 
 
 def _ground_truth_agent(toolwoz):

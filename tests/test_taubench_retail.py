@@ -6,11 +6,9 @@ import json
 import pytest
 
 from envs.taubench.data import fresh_database, load_tasks, state_hash
-from envs.taubench.retail import TOOLS
+from envs.taubench.retail import TOOLS, WRITES
 from envs.taubench.tools import call
 
-WRITES = {"cancel_pending_order", "exchange_delivered_order_items", "modify_pending_order_address",
-          "modify_pending_order_items", "modify_pending_order_payment", "modify_user_address", "return_delivered_order_items"}
 
 
 @pytest.fixture
@@ -68,6 +66,8 @@ def test_calculate_think_and_transfer(db):
     before = state_hash(db)
     assert _run(db, "think", thought="the order is pending") == "" and state_hash(db) == before
     assert _run(db, "transfer_to_human_agents", summary="wants a refund to a closed card") == "Transfer successful"
+    assert _run(db, "think").startswith("Error: think: missing a required argument: 'thought'")
+    assert _run(db, "transfer_to_human_agents", reason="x").startswith("Error: transfer_to_human_agents:")
 
 
 def test_cancel_a_pending_order_refunds_every_payment(db):

@@ -12,6 +12,9 @@ from typing import Any
 from envs.taubench.tools import Tool, dumps, tool
 
 TOOLS: dict[str, Tool] = {}
+WRITES = frozenset({"cancel_pending_order", "exchange_delivered_order_items", "modify_pending_order_address",
+                    "modify_pending_order_items", "modify_pending_order_payment", "modify_user_address",
+                    "return_delivered_order_items"})  # the tools that may change the database
 
 STRING = {"type": "string"}
 ORDER_ID = {"type": "string", "description": "The order id, such as '#W0000000' (with the '#')."}

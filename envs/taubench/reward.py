@@ -31,11 +31,16 @@ def expected_state(task: TauTask, tools: dict[str, Tool]) -> str:
     return state_hash(db)
 
 
+def outputs_said(task: TauTask, replies: list[str]) -> TauReward:
+    """Every required output in some reply (case-insensitive, commas ignored)."""
+    said = [reply.lower().replace(",", "") for reply in replies]
+    found = {output: any(output.lower() in reply for reply in said) for output in task.outputs}
+    return TauReward(float(all(found.values())), outputs_found=found)
+
+
 def reward(task: TauTask, db: dict[str, Any], replies: list[str], tools: dict[str, Tool]) -> TauReward:
     """1.0 or 0.0 for an episode that left `db` behind and said `replies` to the customer."""
     if task.outputs:
-        said = [reply.lower().replace(",", "") for reply in replies]
-        found = {output: any(output.lower() in reply for reply in said) for output in task.outputs}
-        return TauReward(float(all(found.values())), outputs_found=found)
+        return outputs_said(task, replies)
     matches = state_hash(db) == expected_state(task, tools)
     return TauReward(float(matches), state_matches=matches)

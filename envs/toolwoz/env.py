@@ -11,6 +11,8 @@ from envs.toolwoz.tools import execute
 
 
 class ToolWOZEnv:
+    finished = False  # only the customer ends a ToolWOZ episode
+
     def __init__(self, data: ToolWOZData, task: ToolWOZTask):
         self.data = data
         self.task = task
@@ -21,6 +23,9 @@ class ToolWOZEnv:
         result = execute(self.data, self.task, call)
         self.records.append(CallRecord(call, result))
         return result if isinstance(result, str) else json.dumps(result)
+
+    def hear(self, reply: str) -> None:
+        """The reward reads calls only."""
 
     def reward(self) -> RewardResult:
         return score(self.task, self.records)
