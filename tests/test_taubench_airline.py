@@ -210,8 +210,8 @@ def _upstream_call(classes, db, name, arguments):
 PROBES = [  # the tools and refusals the ground truth never reaches, in one sequence on one database
     ("list_all_airports", {}), ("think", {"thought": "x"}),
     ("search_onestop_flight", {"origin": "JFK", "destination": "SEA", "date": "2024-05-20"}),
-    ("search_onestop_flight", {"origin": "LGA", "destination": "SEA", "date": "2024-05-12"}),  # HAT002 lands next day
-    ("search_onestop_flight", {"origin": "LGA", "destination": "SEA", "date": "2024-05-05"}),  # ... on '2024-05-6
+    ("search_onestop_flight", {"origin": "ATL", "destination": "BOS", "date": "2024-05-20"}),  # HAT039 lands next day
+    ("search_onestop_flight", {"origin": "ATL", "destination": "BOS", "date": "2024-05-30"}),  # ... on 2024-05-31: none
     ("search_onestop_flight", {"origin": "SFO", "destination": "JFK", "date": "today"}),
     ("search_direct_flight", {"origin": "JFK", "destination": "SEA", "date": ["2024-05-20"]}),
     ("get_reservation_details", {"reservation_id": "ZZZZZZ"}), ("get_user_details", {"user_id": "nobody_1"}),

@@ -3,16 +3,13 @@
 Names, arguments, result texts and database changes follow upstream tau-bench exactly (new ids
 included: reservations HATHAT, HATHAU, HATHAV and certificates 3221322..4 in turn), because the
 reward replays the ground-truth actions and compares database hashes. Refusals come back as
-"Error: ..." results, and so does an exception inside a tool (a flight without a date, a cabin that
-does not exist), worded as upstream's environment words it. calculate, think and
-transfer_to_human_agents are retail's, unchanged.
+"Error: ..." results (and `tools.call` turns an exception, such as a flight without a date, into
+one, as upstream's environment does). calculate, think and transfer_to_human_agents are retail's.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from envs.taubench import retail
@@ -40,25 +37,6 @@ AIRPORTS = {"SFO": "San Francisco", "JFK": "New York", "LAX": "Los Angeles", "OR
             "DEN": "Denver", "SEA": "Seattle", "ATL": "Atlanta", "MIA": "Miami", "BOS": "Boston", "PHX": "Phoenix",
             "IAH": "Houston", "LAS": "Las Vegas", "MCO": "Orlando", "EWR": "Newark", "CLT": "Charlotte",
             "MSP": "Minneapolis", "DTW": "Detroit", "PHL": "Philadelphia", "LGA": "LaGuardia"}
-
-
-def _tool(description: str, **properties: dict[str, Any]):
-    """`tool(TOOLS, ...)`, with upstream's safety net: an exception inside the tool is the agent's error to see,
-    "Error: <exception>" (whatever the tool changed before it stays changed, as upstream; none of these tools
-    changes anything before its last check)."""
-
-    def register(fn: Callable[..., str]) -> Callable[..., str]:
-        @functools.wraps(fn)  # the signature, hence the required arguments and the call check, stays fn's
-        def guarded(db: dict[str, Any], *args: Any, **kwargs: Any) -> str:
-            try:
-                return fn(db, *args, **kwargs)
-            except Exception as e:  # malformed nested arguments: upstream's env.step reports them this way
-                return f"Error: {e}"
-
-        tool(TOOLS, description, **properties)(guarded)
-        return fn
-
-    return register
 
 
 def _priced(db: dict[str, Any], flight: dict[str, Any], cabin: str, seats: int) -> str | None:
@@ -99,7 +77,7 @@ def _charge(reservation: dict[str, Any], method: dict[str, Any], payment_id: str
         reservation["payment_history"].append({"payment_id": payment_id, "amount": amount})
 
 
-@_tool("Book a reservation.",
+@tool(TOOLS, "Book a reservation.",
       user_id=USER_ID, origin=AIRPORT, destination=AIRPORT,
       flight_type={"type": "string", "enum": ["one_way", "round_trip"]}, cabin=CABIN,
       flights={**FLIGHTS, "description": "Each flight of the trip."}, passengers=PASSENGERS,
@@ -149,7 +127,7 @@ def book_reservation(db: dict[str, Any], user_id: str, origin: str, destination:
     return dumps(reservation)
 
 
-@_tool("Cancel the whole reservation.", reservation_id=RESERVATION_ID)
+@tool(TOOLS, "Cancel the whole reservation.", reservation_id=RESERVATION_ID)
 def cancel_reservation(db: dict[str, Any], reservation_id: str) -> str:
     reservation = db["reservations"].get(reservation_id)
     if reservation is None:
@@ -160,24 +138,24 @@ def cancel_reservation(db: dict[str, Any], reservation_id: str) -> str:
     return dumps(reservation)
 
 
-@_tool("Get the details of a reservation.", reservation_id=RESERVATION_ID)
+@tool(TOOLS, "Get the details of a reservation.", reservation_id=RESERVATION_ID)
 def get_reservation_details(db: dict[str, Any], reservation_id: str) -> str:
     reservation = db["reservations"].get(reservation_id)
     return dumps(reservation) if reservation is not None else "Error: user not found"  # upstream's wording
 
 
-@_tool("Get the details of a user: profile, payment methods, reservations.", user_id=USER_ID)
+@tool(TOOLS, "Get the details of a user: profile, payment methods, reservations.", user_id=USER_ID)
 def get_user_details(db: dict[str, Any], user_id: str) -> str:
     user = db["users"].get(user_id)
     return dumps(user) if user is not None else "Error: user not found"
 
 
-@_tool("List all airports and their cities.")
+@tool(TOOLS, "List all airports and their cities.")
 def list_all_airports(db: dict[str, Any]) -> str:
     return dumps(AIRPORTS)
 
 
-@_tool("Search direct flights between two airports on a date.", origin=AIRPORT, destination=AIRPORT, date=DATE)
+@tool(TOOLS, "Search direct flights between two airports on a date.", origin=AIRPORT, destination=AIRPORT, date=DATE)
 def search_direct_flight(db: dict[str, Any], origin: str, destination: str, date: str) -> str:
     found = []
     for flight in db["flights"].values():
@@ -187,7 +165,7 @@ def search_direct_flight(db: dict[str, Any], origin: str, destination: str, date
     return dumps(found)
 
 
-@_tool("Search flights with one stop between two airports on a date.", origin=AIRPORT, destination=AIRPORT, date=DATE)
+@tool(TOOLS, "Search flights with one stop between two airports on a date.", origin=AIRPORT, destination=AIRPORT, date=DATE)
 def search_onestop_flight(db: dict[str, Any], origin: str, destination: str, date: str) -> str:
     found = []
     for first in db["flights"].values():
@@ -208,7 +186,7 @@ def search_onestop_flight(db: dict[str, Any], origin: str, destination: str, dat
     return dumps(found)
 
 
-@_tool("Send a certificate to a user. Be careful!", user_id=USER_ID,
+@tool(TOOLS, "Send a certificate to a user. Be careful!", user_id=USER_ID,
       amount={"type": "number", "description": "The certificate's amount."})
 def send_certificate(db: dict[str, Any], user_id: str, amount: float) -> str:
     user = db["users"].get(user_id)
@@ -222,7 +200,7 @@ def send_certificate(db: dict[str, Any], user_id: str, amount: float) -> str:
     return "Error: too many certificates sent to this user"  # upstream returns None here: not a text
 
 
-@_tool("Update the baggage information of a reservation.", reservation_id=RESERVATION_ID,
+@tool(TOOLS, "Update the baggage information of a reservation.", reservation_id=RESERVATION_ID,
       total_baggages={"type": "integer", "description": "The new number of checked bags."},
       nonfree_baggages={"type": "integer", "description": "The new number of paid checked bags (50 each)."},
       payment_id=PAYMENT_ID)
@@ -240,7 +218,7 @@ def update_reservation_baggages(db: dict[str, Any], reservation_id: str, total_b
     return dumps(reservation)
 
 
-@_tool("Update the flights of a reservation.", reservation_id=RESERVATION_ID, cabin=CABIN, flights=FLIGHTS,
+@tool(TOOLS, "Update the flights of a reservation.", reservation_id=RESERVATION_ID, cabin=CABIN, flights=FLIGHTS,
       payment_id=PAYMENT_ID)
 def update_reservation_flights(db: dict[str, Any], reservation_id: str, cabin: str, flights: list[dict[str, Any]],
                                payment_id: str) -> str:
@@ -265,7 +243,7 @@ def update_reservation_flights(db: dict[str, Any], reservation_id: str, cabin: s
     return dumps(reservation)
 
 
-@_tool("Update the passengers of a reservation (the same number of passengers).", reservation_id=RESERVATION_ID,
+@tool(TOOLS, "Update the passengers of a reservation (the same number of passengers).", reservation_id=RESERVATION_ID,
       passengers=PASSENGERS)
 def update_reservation_passengers(db: dict[str, Any], reservation_id: str, passengers: list[dict[str, Any]]) -> str:
     reservation = db["reservations"].get(reservation_id)

@@ -2,8 +2,9 @@
 
 A tool takes the episode's database (mutated in place) and its arguments, and returns the text
 the agent sees. A refusal is a result too ("Error: ..."), as upstream tau-bench returns it; a
-call the tool cannot even take (unknown name, missing or unexpected arguments) becomes an error
-result the same way, so a malformed call never stops an episode.
+call the tool cannot even take (unknown name, missing or unexpected arguments, arguments of the
+wrong shape that make the tool raise) becomes an error result the same way, so a malformed call
+never stops an episode.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def call(registry: dict[str, Tool], db: dict[str, Any], name: str, arguments: di
         inspect.signature(found.run).bind(db, **arguments)
     except TypeError as e:
         return f"Error: {name}: {e}"
-    return found.run(db, **copy.deepcopy(arguments))  # a tool may store them: never alias the caller's (a task's) data
+    try:
+        return found.run(db, **copy.deepcopy(arguments))  # a tool may store them: never alias the caller's (a task's) data
+    except Exception as e:  # malformed nested arguments (a flight without a date): upstream's environment says so too
+        return f"Error: {e}"
 
 
 def dumps(value: Any) -> str:
