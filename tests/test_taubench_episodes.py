@@ -10,6 +10,7 @@ from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCa
 from envs.taubench.data import load_tasks
 from envs.taubench.env import TauEnv
 from envs.taubench.retail import WRITES
+from envs.taubench.user import agenda, scripted_turn
 from models.base import ChatModel, FunctionCall, Generation
 from quality.metrics import pass_hat_k
 from tasks import function_calling
@@ -124,6 +125,15 @@ def test_a_scripted_agent_doing_the_ground_truth_wins_and_the_customer_stops_the
     assert dialogue.outcome.api_calls == len(task.actions) and dialogue.outcome.invalid_calls == 0
     assert done in [m.content.strip() for m in dialogue.messages if m.role == "assistant"]
     assert "###STOP###" in customer.prompts[0][0].content and task.instruction in customer.prompts[0][0].content
+
+
+def test_the_offline_customer_tells_the_instruction_in_the_first_person_then_stops():
+    instruction = ("Your name is Omar Anderson and your zip code is 19031. You are logical, independent, polite. "
+                   "Return #W6067464 via credit_card_4190576: Electric Kettle; Wall Clock; ")
+    assert agenda(instruction) == ["My name is Omar Anderson and my zip code is 19031.",
+                                   "Return #W6067464 via credit_card_4190576: Electric Kettle; Wall Clock;"]
+    assert scripted_turn(instruction, 1).startswith("Return") and scripted_turn(instruction, 2) == "###STOP###"
+    assert agenda("You are mia_li_3668. You want to fly to Seattle.") == ["I am mia_li_3668.", "I want to fly to Seattle."]
 
 
 def test_pass_hat_k_is_the_chance_that_k_trials_all_succeed():
