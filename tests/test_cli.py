@@ -62,6 +62,7 @@ def _bad_suite(near: str) -> str:
     ("bootstrap shape", "hidden (256) must be divisible by heads (3)"),
     ("curate source", "holds no dialogues.jsonl"),
     ("curate suite", "rows entry 1 (x): unknown expectation 'expect_nothing'"),
+    ("benchmark split", "airline has no 'train' split (splits: test)"),
 ])
 def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
     result = {
@@ -77,6 +78,7 @@ def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
         "curate source": lambda: _run("-m", "core.cli", "curate", "--set", f"source={bad_yaml}.missing"),
         "curate suite": lambda: _run("-m", "core.cli", "curate", "--set", f"source={_run_folder(bad_yaml)}",
                                      "--set", f"suites=[{_bad_suite(bad_yaml)}]"),
+        "benchmark split": lambda: _cli("--set", "benchmark=airline", "--set", "split=train"),
     }[case]()
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
