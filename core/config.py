@@ -319,6 +319,9 @@ class PipelineConfig(StrictModel):
         if self.source == "selftalk" and self.user.spec == "agenda":
             raise ValueError("the agenda user plays ToolWOZ customers: for source=selftalk set user.spec=script "
                              "(the workflow's scripted client) or a model")
+        if self.source == "simulate" and self.simulate.benchmark != self.evaluation.benchmark:
+            raise ValueError(f"simulate.benchmark ({self.simulate.benchmark}) and evaluation.benchmark "
+                             f"({self.evaluation.benchmark}) differ: the agent is evaluated where it was trained")
         if self.simulate.agent_format != self.evaluation.agent_format:
             raise ValueError(f"simulate.agent_format ({self.simulate.agent_format}) and evaluation.agent_format "
                              f"({self.evaluation.agent_format}) differ: the agent is trained and evaluated in one format")

@@ -46,10 +46,10 @@ def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
     agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)
     fingerprint = simulation_fingerprint(cfg, task_ids, agent_fp, user_fp)
     shards = [task_ids[i : i + cfg.shard_size] for i in range(0, len(task_ids), cfg.shard_size)]
-    runs = [(trial_config(cfg, t), shard) for t in range(cfg.trials) for shard in shards]
-    fingerprints = [simulation_fingerprint(c, shard, agent_fp, user_fp) for c, shard in runs]
+    runs = [(t, trial_config(cfg, t), shard) for t in range(cfg.trials) for shard in shards]
+    fingerprints = [simulation_fingerprint(c, shard, agent_fp, user_fp, t) for t, c, shard in runs]
     done = evaluate_shards.with_options(task_runner=task_runner(cfg.runner))(
-        [c for c, _ in runs], [shard for _, shard in runs], fingerprints)
+        [c for _, c, _ in runs], [shard for _, _, shard in runs], fingerprints)
     dialogues = [d for part, _ in done for d in part]
 
     per_task = oracle.result()

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.types import Dialogue, Message, Termination
+from envs.taubench.user import STOP as TAU_STOP
 from quality.near_duplicates import cluster_near_duplicates
 from tasks import react, stops
 from tasks.harvest import is_error_message
 from tasks.user_sim import END_MARKER
 
-ENDED_PROPERLY = {Termination.user_ended, Termination.all_rewards_earned, Termination.conversation_end}
+ENDED_PROPERLY = {Termination.user_ended, Termination.all_rewards_earned, Termination.conversation_end,
+                  Termination.transferred}
 MAX_REPEAT_N = 10  # LLM Roleplay's non-coherence check: n-grams of 2..10 words
 _LABEL = re.compile(r"^\s*(user|customer|agent|assistant|system)\s*:", re.IGNORECASE | re.MULTILINE)
 _OUT_OF_CHARACTER = re.compile(r"\b(as an ai|language model|i am an? (ai|assistant|agent|chatbot))\b", re.IGNORECASE)
@@ -37,13 +39,17 @@ class Utterance:
 
 def utterances(messages: Sequence[Message], plain: bool = False) -> list[Utterance]:
     """The spoken turns: user messages without the end marker, agent SPEAK texts (calls and plans are not speech);
-    `plain`: agent messages are speech as they stand (workflow domains have no ReAct format)."""
+    `plain`: agent messages are speech as they stand (workflow domains have no ReAct format). In the
+    function-calling format an agent message that no tool result follows is speech as it stands."""
     out = []
-    for m in messages:
+    for i, m in enumerate(messages):
         if m.role == "user":
-            out.append(Utterance("user", m.content.replace(END_MARKER, "").strip()))
+            out.append(Utterance("user", m.content.replace(END_MARKER, "").replace(TAU_STOP, "").strip()))
         elif m.role == "assistant" and not m.tool_calls:
+            answered = i + 1 < len(messages) and messages[i + 1].role == "tool"  # a call or a malformed action
             speech = m.content.strip() if plain else react.parse_action(m.content).speak
+            if speech is None and not answered and not is_error_message(m):
+                speech = m.content.strip()
             if speech:
                 out.append(Utterance("assistant", speech))
     return out

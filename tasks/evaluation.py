@@ -37,7 +37,7 @@ def select_tasks(bench: str, split: str, n: int, seed: int) -> list[str]:
 
 
 @task(cache_key_fn=lambda _, p: stable_hash("oracle", p["bench"], p["split"], benchmark(p["bench"]).data_version(),
-                                            code_hash(*benchmark(p["bench"]).code)))
+                                            code_hash("tasks/benchmarks.py", *benchmark(p["bench"]).code)))
 def oracle_rewards(bench: str, split: str) -> dict[str, float]:
     """Replay every task's ground truth: the per-task reward ceiling of the split."""
     found = benchmark(bench)
@@ -52,12 +52,13 @@ def trial_config(cfg: EvalConfig, trial: int) -> EvalConfig:
     return cfg.model_copy(update={"agent_sampling": moved(cfg.agent_sampling), "user_sampling": moved(cfg.user_sampling)})
 
 
-def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: str, user_fp: str) -> str:
+def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: str, user_fp: str, trial: int = 0) -> str:
+    """Trial t > 0 is a key of its own even without seeds (unseeded sampling: each trial a new draw)."""
     settings = cfg.model_dump(include={"benchmark", "agent_sampling", "user_sampling", "agent_format", "agent_prompt",
                                        "max_messages", "max_agent_steps"})
     bench = benchmark(cfg.benchmark)
     return stable_hash("simulate", agent_fp, user_fp, settings, task_ids, bench.data_version(),
-                       code_hash(*SIMULATION_CODE, *bench.code))
+                       code_hash(*SIMULATION_CODE, *bench.code), *([trial] if trial else []))
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)

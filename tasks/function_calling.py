@@ -62,19 +62,20 @@ def parse(gen: Generation) -> AgentAction:
 
 
 def _call(text: str, name: str, arguments: Any, call_id: str | None) -> AgentAction:
+    native = call_id is not None
     if isinstance(arguments, str):  # native calls carry their arguments as a JSON string
         try:
             arguments = json.loads(arguments or "{}")
         except ValueError as e:
-            return _malformed(text, f"arguments are not JSON: {str(e).split(':')[0]}")
+            return _malformed(text, f"arguments are not JSON: {str(e).split(':')[0]}", native)
     if not isinstance(arguments, dict):
-        return _malformed(text, "arguments must be a JSON object")
+        return _malformed(text, "arguments must be a JSON object", native)
     return AgentAction(text=text, call=ToolCall(name=name, arguments=arguments, id=call_id), attempted_call=True)
 
 
-def _malformed(text: str, reason: str) -> AgentAction:
-    return AgentAction(text=text, error=f"Error: malformed tool call ({reason}). Call a tool as {USAGE}",
-                       attempted_call=True)
+def _malformed(text: str, reason: str, native: bool = False) -> AgentAction:
+    fix = "Call the tool again with its arguments as one JSON object." if native else f"Call a tool as {USAGE}"
+    return AgentAction(text=text, error=f"Error: malformed tool call ({reason}). {fix}", attempted_call=True)
 
 
 def agent_view(system: str, record: list[Message], native: bool) -> list[Message]:

@@ -87,7 +87,7 @@ def preference_pairs(tree: JoshTree) -> list[PreferencePair]:
 
 def _diverging(dialogue: Dialogue, good: TreeNode, bad: TreeNode) -> PreferencePair | None:
     common = 0
-    while common < min(len(good.turn), len(bad.turn)) and good.turn[common] == bad.turn[common]:
+    while common < min(len(good.turn), len(bad.turn)) and _plain(good.turn[common]) == _plain(bad.turn[common]):
         common += 1
     if common == min(len(good.turn), len(bad.turn)):
         return None  # the same turn, or one a prefix of the other: nothing to prefer
@@ -98,8 +98,16 @@ def _diverging(dialogue: Dialogue, good: TreeNode, bad: TreeNode) -> PreferenceP
                           prompt=good.messages[: good.turn_start + common], chosen=chosen, rejected=rejected)
 
 
+def _plain(m: Message) -> Message:
+    """A message without call ids: twins making the same native call get different ids from the API."""
+    if not m.tool_calls and m.tool_call_id is None:
+        return m
+    return m.model_copy(update={"tool_calls": tuple(c.model_copy(update={"id": None}) for c in m.tool_calls),
+                                "tool_call_id": None})
+
+
 def _key(messages) -> str:
-    return json.dumps([m.model_dump(mode="json") for m in messages])
+    return json.dumps([_plain(m).model_dump(mode="json") for m in messages])
 
 
 def dpo_rows(pairs: list[PreferencePair], system: str, view: View = react.agent_view) -> list[dict[str, Any]]:
@@ -112,7 +120,7 @@ def kto_rows(pairs: list[PreferencePair], system: str, view: View = react.agent_
     for p in pairs:
         prompt = chat(view(system, list(p.prompt)))
         for completion, label in ((p.chosen, True), (p.rejected, False)):
-            key = (_key(p.prompt), completion.content, label)
+            key = (_key(p.prompt), _key([completion]), label)
             if key not in seen:
                 seen.add(key)
                 rows.append({"scenario_id": p.scenario_id, "task_id": p.task_id, "prompt": prompt,

@@ -123,12 +123,13 @@ class Episode:
         if action.call is not None:
             observation = self.env.step(action.call)
             self.invalid_calls += is_error(observation)
-            self.record.append(Message(role="assistant", content=action.text, tool_calls=(action.call,)))
-        else:
+            made = (action.call,)
+        else:  # a malformed native call keeps its id, so that the error answers it as that call's result
             observation = action.error
             self.invalid_calls += action.attempted_call
-            self.record.append(Message(role="assistant", content=action.text))
-        self.record.append(Message(role="tool", content=observation, tool_call_id=action.call and action.call.id))
+            made = tuple(ToolCall(name=c.name, id=c.id) for c in gen.tool_calls[:1])
+        self.record.append(Message(role="assistant", content=action.text, tool_calls=made))
+        self.record.append(Message(role="tool", content=observation, tool_call_id=made[0].id if made else None))
         if self.env.finished:
             return self.finish(Termination.transferred)
         if self.agent_steps >= self.max_agent_steps:

@@ -6,14 +6,14 @@ import json
 import pytest
 
 from core.config import EvalConfig, SamplingConfig
-from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
+from core.types import Dialogue, JoshTree, Message, Outcome, Scenario, Termination, ToolCall, TreeNode
 from envs.taubench.data import load_tasks
 from envs.taubench.env import TauEnv
 from envs.taubench.retail import WRITES
 from envs.taubench.user import agenda, scripted_turn
 from models.base import ChatModel, FunctionCall, Generation
 from quality.metrics import pass_hat_k
-from tasks import function_calling
+from tasks import function_calling, harvest
 from tasks.benchmarks import agent_format, benchmark, episode
 from tasks.rollout import run_episodes
 
@@ -46,6 +46,14 @@ def test_the_env_earns_one_sub_goal_per_ground_truth_action_and_forks_share_the_
     assert not env.finished
     env.step(ToolCall(name="transfer_to_human_agents", arguments={"summary": "wants a manager"}))
     assert env.finished
+
+
+def test_a_ground_truth_action_the_tools_refuse_is_earned_by_making_it():
+    task = load_tasks("retail", "train")[469]  # its payment change is refused: insufficient gift card balance
+    env = TauEnv(task)
+    results = [env.step(_call(a)) for a in task.actions]
+    assert any(r.startswith("Error") for r in results)
+    assert env.reward().reward == 1.0 and all(env.reward().earned)
 
 
 def test_a_task_with_outputs_is_won_by_saying_them():
@@ -134,6 +142,21 @@ def test_the_offline_customer_tells_the_instruction_in_the_first_person_then_sto
                                    "Return #W6067464 via credit_card_4190576: Electric Kettle; Wall Clock;"]
     assert scripted_turn(instruction, 1).startswith("Return") and scripted_turn(instruction, 2) == "###STOP###"
     assert agenda("You are mia_li_3668. You want to fly to Seattle.") == ["I am mia_li_3668.", "I want to fly to Seattle."]
+
+
+def test_twins_making_the_same_native_call_are_no_preference_pair():
+    prompt = (Message(role="user", content="cancel my order"),)
+
+    def node(call_id, successful):
+        call = ToolCall(name="get_order_details", arguments={"order_id": "#W1"}, id=call_id)
+        turn = (Message(role="assistant", tool_calls=(call,)), Message(role="tool", content="{}", tool_call_id=call_id),
+                Message(role="assistant", content="Done." if successful else "Sorry."))
+        return TreeNode(messages=prompt + turn, turn_start=1, is_successful=successful)
+
+    tree = JoshTree(dialogue=Dialogue(scenario=Scenario(domain="retail", task_id="t", instruction=""), messages=(),
+                                      outcome=Outcome()), nodes=(node("call_a", True), node("call_b", False)))
+    (pair,) = harvest.preference_pairs(tree)  # the ids differ, the calls do not: the turns diverge at the reply
+    assert (pair.chosen.content, pair.rejected.content) == ("Done.", "Sorry.")
 
 
 def test_pass_hat_k_is_the_chance_that_k_trials_all_succeed():

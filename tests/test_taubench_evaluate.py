@@ -11,6 +11,7 @@ from core.records import dialogues_from_dataset
 from envs.taubench.data import fresh_database, load_tasks
 from envs.taubench.retail import TOOLS
 from flows.evaluate import evaluate
+from tasks.evaluation import simulation_fingerprint, trial_config
 from models.embedded import build_random_model
 from chat_server import ChatServer
 
@@ -43,6 +44,13 @@ def test_a_retail_evaluation_plays_every_task_in_each_trial_and_reports_pass_hat
     assert "pass^1" in (tmp_path / report.run_dir.split("/")[-1] / "report.md").read_text()
 
 
+def test_every_trial_has_a_cache_key_of_its_own_even_without_seeds():
+    cfg = EvalConfig(benchmark="retail", split="test", trials=3, agent_sampling={"temperature": 0.7})
+    keys = [simulation_fingerprint(trial_config(cfg, t), ["retail-test-0"], "agent", "user", t) for t in range(3)]
+    assert len(set(keys)) == 3
+    assert keys[0] == simulation_fingerprint(cfg, ["retail-test-0"], "agent", "user")  # trial 0 = the one-trial run
+
+
 def test_an_openai_agent_calls_retail_tools_natively_and_reads_malformed_calls_as_errors(prefect_server, tmp_path, tiny):
     task = load_tasks("retail", "test")[0]
 
@@ -72,8 +80,9 @@ def test_an_openai_agent_calls_retail_tools_natively_and_reads_malformed_calls_a
     result = second["messages"][-1]
     assert result["role"] == "tool" and result["tool_call_id"] == "call_0"
     assert json.loads(result["content"]) == fresh_database("retail")["users"][task.user_id]
-    assert third["messages"][-1]["role"] == "user" and third["messages"][-1]["content"].startswith(
-        "<tool_response>\nError: malformed tool call (arguments are not JSON")
+    failed, answer = third["messages"][-2:]  # the malformed call keeps its id, the error answers it
+    assert failed["tool_calls"][0]["id"] == "call_1" and answer["tool_call_id"] == "call_1"
+    assert answer["role"] == "tool" and answer["content"].startswith("Error: malformed tool call (arguments are not JSON")
     assert report.metrics.api_calls == 2 and report.metrics.valid_call_rate == 0.5
     (dialogue,) = _saved(report)
     assert dialogue.messages[1].tool_calls[0].id == "call_0"

@@ -15,7 +15,7 @@ from typing import Any
 from core.types import ToolCall
 from envs.taubench import airline, retail
 from envs.taubench.data import TauTask, fresh_database, state_hash
-from envs.taubench.reward import TERMINATE_TOOLS, TauReward, expected_state, outputs_said
+from envs.taubench.reward import TERMINATE_TOOLS, TauReward, ground_truth, outputs_said
 from envs.taubench.tools import Tool, call, is_error
 
 TOOLS: dict[str, dict[str, Tool]] = {"retail": retail.TOOLS, "airline": airline.TOOLS}
@@ -25,7 +25,8 @@ WRITES: dict[str, frozenset[str]] = {"retail": retail.WRITES, "airline": airline
 @dataclass(frozen=True)
 class EpisodeReward:
     reward: float  # upstream's 0 or 1
-    earned: tuple[bool, ...]  # per ground-truth action: a call with its name and arguments was accepted
+    earned: tuple[bool, ...]  # per ground-truth action: a call with its name and arguments was accepted (made, for
+    # a ground-truth action the tools refuse)
     detail: TauReward
 
     @property
@@ -38,12 +39,12 @@ def _fresh_hash(domain: str) -> str:
     return state_hash(fresh_database(domain))
 
 
-_EXPECTED: dict[str, str] = {}  # task id -> the ground-truth replay's state hash (tasks hold dicts: not hashable)
+_EXPECTED: dict[str, tuple[str, tuple[bool, ...]]] = {}  # task id -> ground_truth(task) (tasks hold dicts: not hashable)
 
 
-def _expected_hash(task: TauTask) -> str:
+def _expected(task: TauTask) -> tuple[str, tuple[bool, ...]]:
     if task.id not in _EXPECTED:
-        _EXPECTED[task.id] = expected_state(task, TOOLS[task.domain])
+        _EXPECTED[task.id] = ground_truth(task, TOOLS[task.domain])
     return _EXPECTED[task.id]
 
 
@@ -54,7 +55,7 @@ class TauEnv:
         self.db: dict[str, Any] | None = None  # loaded on the first call
         self.shared = False  # the db is also a twin's: copy before writing
         self.changed = False  # a write was accepted: the state may differ from the fresh one
-        self.accepted: list[ToolCall] = []
+        self.made: list[tuple[str, dict[str, Any], bool]] = []  # every call: name, arguments, accepted
         self.replies: list[str] = []
         self.finished = False  # the agent transferred the customer: the episode ends
         self._scored: EpisodeReward | None = None
@@ -68,9 +69,8 @@ class TauEnv:
         if writes and self.shared:
             self.db, self.shared = copy.deepcopy(self.db), False
         result = call(self.tools, self.db, tool_call.name, tool_call.arguments)
-        if not is_error(result):
-            self.accepted.append(tool_call)
-            self.changed |= writes
+        self.made.append((tool_call.name, tool_call.arguments, not is_error(result)))
+        self.changed |= writes  # even refused: a tool may have changed something before it failed
         self.finished |= tool_call.name in TERMINATE_TOOLS
         return result
 
@@ -85,18 +85,20 @@ class TauEnv:
                 detail = outputs_said(self.task, self.replies)
             else:
                 now = state_hash(self.db) if self.changed else _fresh_hash(self.task.domain)
-                matches = now == _expected_hash(self.task)
+                matches = now == _expected(self.task)[0]
                 detail = TauReward(float(matches), state_matches=matches)
             self._scored = EpisodeReward(detail.reward, self._earned(), detail)
         return self._scored
 
     def _earned(self) -> tuple[bool, ...]:
-        made = [(c.name, c.arguments) for c in self.accepted]
-        return tuple((a.name, dict(a.kwargs)) in made for a in self.task.actions)
+        refused = _expected(self.task)[1]
+        return tuple(any(name == a.name and arguments == a.kwargs and (accepted or refused[i])
+                         for name, arguments, accepted in self.made)
+                     for i, a in enumerate(self.task.actions))
 
     def fork(self) -> "TauEnv":
         twin = copy.copy(self)
-        twin.accepted, twin.replies = list(self.accepted), list(self.replies)
+        twin.made, twin.replies = list(self.made), list(self.replies)
         self.shared = twin.shared = self.db is not None
         return twin
 

@@ -1,7 +1,8 @@
 """tau-bench's reward, as upstream computes it: a task with required outputs succeeds when every output
 string appears in one of the agent's replies (case-insensitive, commas ignored); a task without outputs
 succeeds when the agent left the database in the state that replaying the ground-truth actions on a
-fresh copy leaves. (Upstream checks one or the other, not both; kept so scores compare with theirs.)
+fresh copy leaves. (Upstream's calculate_reward, in the installed tau-bench-eval, checks one or the other, not
+both; kept so scores compare with theirs.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envs.taubench.data import TauTask, fresh_database, state_hash
-from envs.taubench.tools import Tool, call
+from envs.taubench.tools import Tool, call, is_error
 
 TERMINATE_TOOLS = ("transfer_to_human_agents",)  # ends the episode; not replayed
 
@@ -22,13 +23,14 @@ class TauReward:
     outputs_found: dict[str, bool] = field(default_factory=dict)
 
 
-def expected_state(task: TauTask, tools: dict[str, Tool]) -> str:
-    """The hash of the database after the ground-truth actions, replayed on a fresh copy."""
-    db = fresh_database(task.domain)
+def ground_truth(task: TauTask, tools: dict[str, Tool]) -> tuple[str, tuple[bool, ...]]:
+    """The ground-truth actions replayed on a fresh copy: the database's hash after them, and which of them the
+    tools refused (some ground truths include a call that fails, and the expected state is the one without it)."""
+    db, refused = fresh_database(task.domain), []
     for action in task.actions:
-        if action.name not in TERMINATE_TOOLS:
-            call(tools, db, action.name, dict(action.kwargs))
-    return state_hash(db)
+        result = "" if action.name in TERMINATE_TOOLS else call(tools, db, action.name, dict(action.kwargs))
+        refused.append(is_error(result))
+    return state_hash(db), tuple(refused)
 
 
 def outputs_said(task: TauTask, replies: list[str]) -> TauReward:
@@ -42,5 +44,5 @@ def reward(task: TauTask, db: dict[str, Any], replies: list[str], tools: dict[st
     """1.0 or 0.0 for an episode that left `db` behind and said `replies` to the customer."""
     if task.outputs:
         return outputs_said(task, replies)
-    matches = state_hash(db) == expected_state(task, tools)
+    matches = state_hash(db) == ground_truth(task, tools)[0]
     return TauReward(float(matches), state_matches=matches)
