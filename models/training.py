@@ -22,6 +22,7 @@ import torch
 from transformers import TrainerCallback
 
 from core.config import PreferenceConfig, SFTConfig, TrainConfig
+from core.errors import ConfigError
 from models.hf_backend import load_causal_lm
 
 ADAPTER, CHECKPOINTS, REPORT = "adapter", "checkpoints", "training.json"
@@ -161,6 +162,10 @@ def train_sft(base: str, data: datasets.Dataset, data_fingerprint: str, cfg: SFT
     args = TrlSFTConfig(**_common(cfg, out, on), assistant_only_loss=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data.select_columns(["messages"]), processing_class=tokenizer,
                          peft_config=_lora(cfg), callbacks=[progress])
+    if len(trainer.train_dataset) == 0:  # trl drops the rows whose agent turns were all cut off
+        raise ConfigError(f"every one of the {len(data)} SFT rows is cut at max_length={cfg.max_length} tokens before "
+                          "its first agent turn, so there is nothing to learn: raise sft.max_length (tool results such "
+                          "as tau-bench's order records are long)")
     return _fit(trainer, "sft", base, data, data_fingerprint, cfg, out, progress, on, stop_after)
 
 

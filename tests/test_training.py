@@ -10,6 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from core.config import ModelConfig, PreferenceConfig, SamplingConfig, SFTConfig
+from core.errors import ConfigError
 from core.records import training_dataset
 from core.types import Message
 from models import load_model
@@ -107,3 +108,10 @@ def test_an_interrupted_run_resumes_to_the_same_adapter(base, sft_data, tmp_path
     assert whole.keys() == cut.keys()
     for name in whole:
         assert (whole[name] - cut[name]).abs().max() < 1e-5, name
+
+
+def test_rows_cut_before_their_first_agent_turn_are_a_clear_error(base, tmp_path):
+    long = [{**SYSTEM, "content": SYSTEM["content"] + " Order record: " + "item " * 200}, *_chat(0)[1:]]
+    data = training_dataset("sft", [{"scenario_id": "s", "task_id": "t", "reward": 1.0, "messages": long}] * 2)
+    with pytest.raises(ConfigError, match="cut at max_length=64 tokens before its first agent turn"):
+        train_sft(base, data, "cut", SFTConfig(**{**FAST, "max_length": 64}), tmp_path / "cut")
