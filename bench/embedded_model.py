@@ -33,9 +33,9 @@ from core.types import Scenario
 from collections import defaultdict
 
 from envs.toolwoz import ToolWOZEnv, load_toolwoz, oracle_reward
-from envs.toolwoz.agenda import conveyed_values
+from envs.toolwoz.agenda import conveyed, conveyed_values, goal_values
 from envs.toolwoz.scripted_agent import play_scripted
-from envs.toolwoz.tools import same_call, validation_error
+from envs.toolwoz.tools import normalise, same_call, validation_error
 from envs.toolwoz.transcripts import human_dialogues
 from models import load_model
 from models.embedded import embedded_model_dir
@@ -115,24 +115,63 @@ def agenda_user_ceiling(data, task_ids):
             "oracle_success": sum(oracle_reward(data, data.tasks[i]).success for i in task_ids) / len(task_ids)}
 
 
+def copy_rate(data, dialogue) -> tuple[int, int]:
+    """(values copied, values said): of the goal values the customer said, how many the agent's next call that
+    could carry one (an API of the value's domain taking its parameter) carried, as said."""
+    task, pending, copied, said = data.tasks[dialogue.scenario.task_id], [], 0, 0
+    values = goal_values(task)
+    for m in dialogue.messages:
+        if m.role == "user":
+            heard = [v for v in values if conveyed(v[1], v[2], m.content)]
+            values = [v for v in values if v not in heard]
+            pending += heard
+            said += len(heard)
+        for call in m.tool_calls:
+            domain, params = call.name.partition("_")[2], data.api_params.get(call.name, [])
+            carried = [v for v in pending if v[0] == domain and v[1] in params]
+            copied += sum(normalise(call.arguments.get(slot, "")) == normalise(value) for _, slot, value in carried)
+            pending = [v for v in pending if v not in carried]
+    return copied, said
+
+
 def end_to_end(data, model, task_ids):
-    """The embedded agent, greedy, against the agenda user: success, reward, per-API accuracy."""
+    """The embedded agent, greedy, against the agenda user: success, reward, copy rate, per-API accuracy."""
     episodes = run_episodes(_episodes(data, task_ids), model, AgendaUser(), GREEDY, SamplingConfig())
-    outcomes = [e.to_dialogue().outcome for e in episodes]
+    dialogues = [e.to_dialogue() for e in episodes]
+    outcomes = [d.outcome for d in dialogues]
     earned = defaultdict(list)
     for e in episodes:
         calls = data.tasks[e.scenario.task_id].ground_truth_calls()
         for call, ok in zip(calls, e.env.reward().earned):
             earned[call.name].append(ok)
+    copies = [copy_rate(data, d) for d in dialogues]
     return {"e2e_tasks": len(task_ids), "e2e_success": sum(o.success for o in outcomes) / len(outcomes),
             "e2e_avg_reward": sum(o.reward for o in outcomes) / len(outcomes),
+            "e2e_copy_rate": sum(c for c, _ in copies) / max(1, sum(s for _, s in copies)),
+            "e2e_turn_cap": sum(o.termination.value == "turn_cap" for o in outcomes) / len(outcomes),
             "e2e_goal_values_conveyed": conveyed_share(data, episodes),
             **{f"e2e_accuracy_{name}": sum(v) / len(v) for name, v in sorted(earned.items())}}
 
 
+def measure(data, model_dir: Path, call_turns, speak_turns, args) -> dict:
+    model = load_model(ModelConfig(spec=f"hf:{model_dir}", cpu_threads=args.threads))
+    results = call_quality(data, model, call_turns)
+    results["spurious_call_rate"] = spurious_calls(model, speak_turns)
+    results.update(end_to_end(data, model, sorted(random.Random(0).sample(data.splits["val"], args.e2e_tasks))))
+    if args.dialogues:
+        results.update(goal_mentions(data, model, random.Random(1).sample(data.splits["val"], args.dialogues)))
+    trained = json.loads((model_dir / "bootstrap.json").read_text()) if (model_dir / "bootstrap.json").is_file() else {}
+    results["training_tokens_per_s"] = trained.get("tokens_per_s")
+    results["training_tokens"] = trained.get("tokens")
+    results["substituted_transcripts"] = trained.get("substituted")
+    model.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="model dir (default: the embedded model, trained if missing)")
+    parser.add_argument("--model", type=Path, action="append",
+                        help="model dir, repeatable: models side by side (default: the embedded model, trained if missing)")
     parser.add_argument("--turns", type=int, default=200, help="call turns and speak turns sampled from validation")
     parser.add_argument("--dialogues", type=int, default=20, help="dialogues with the embedded model as customer (0: skip)")
     parser.add_argument("--agenda-tasks", type=int, default=100, help="validation tasks for the agenda user vs the perfect agent")
@@ -140,28 +179,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     args = parser.parse_args()
 
-    model_dir = args.model or embedded_model_dir()
+    model_dirs = args.model or [embedded_model_dir()]
     data = load_toolwoz()
     rng = random.Random(0)
     val = human_dialogues(data, "val")
     turns = agent_turns(data, val, system_prompt(data.tool_schemas, "compact"))
     call_turns = rng.sample([t for t in turns if t[1] is not None], args.turns)
     speak_turns = rng.sample([t for t in turns if t[1] is None], args.turns)
-    model = load_model(ModelConfig(spec=f"hf:{model_dir}", cpu_threads=args.threads))
 
-    print(f"model: {model_dir}\nload average before: {os.getloadavg()}")
-    results = call_quality(data, model, call_turns)
-    results["spurious_call_rate"] = spurious_calls(model, speak_turns)
-    results.update(agenda_user_ceiling(data, sorted(random.Random(0).sample(data.splits["val"], args.agenda_tasks))))
-    results.update(end_to_end(data, model, sorted(random.Random(0).sample(data.splits["val"], args.e2e_tasks))))
-    if args.dialogues:
-        results.update(goal_mentions(data, model, rng.sample(data.splits["val"], args.dialogues)))
-    trained = json.loads((model_dir / "bootstrap.json").read_text()) if (model_dir / "bootstrap.json").is_file() else {}
-    results["training_tokens_per_s"] = trained.get("tokens_per_s")
-    results["training_tokens"] = trained.get("tokens")
+    print(f"models: {', '.join(map(str, model_dirs))}\nload average before: {os.getloadavg()}")
+    shared = agenda_user_ceiling(data, sorted(random.Random(0).sample(data.splits["val"], args.agenda_tasks)))
+    columns = [measure(data, d, call_turns, speak_turns, args) for d in model_dirs]
     print(f"load average after: {os.getloadavg()}")
-    for key, value in results.items():
-        print(f"  {key:<26} {value:.3f}" if isinstance(value, float) else f"  {key:<26} {value}")
+    for key, value in shared.items():
+        print(f"  {key:<32} {value:.3f}" if isinstance(value, float) else f"  {key:<32} {value}")
+    print(f"  {'':<32} " + " ".join(f"{d.name[-20:]:>20}" for d in model_dirs))
+    for key in dict.fromkeys(k for c in columns for k in c):
+        cells = [c.get(key) for c in columns]
+        print(f"  {key:<32} " + " ".join(f"{v:>20.3f}" if isinstance(v, float) else f"{v!s:>20}" for v in cells))
 
 
 if __name__ == "__main__":

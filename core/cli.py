@@ -287,6 +287,9 @@ def pipeline(preset: str | None, overrides: list[str]) -> None:
     else:
         print("  not evaluated (imagined tasks have no environment); adapters: "
               + ", ".join(f"{k} {v}" for k, v in report.adapters.items()))
+    if cfg.rounds > 1:
+        print("  harvest: " + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                                        for name, counts in report.harvest.items()))
     print(f"  stages: {', '.join(f'{k} ({v})' for k, v in report.stages.items())}")
     print(f"  run folder: {report.run_dir}")
 

@@ -38,7 +38,8 @@ class ModelConfig(StrictModel):
     )
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); None = OpenAI.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself).")
-    adapter: str | None = Field(None, description="Path to a LoRA adapter applied on top of an `hf:`/`embedded` model.")
+    adapter: str | None = Field(None, description="Path to a LoRA adapter applied on top of an `hf:`/`embedded` model "
+                                                  "(or a fully fine-tuned copy of it, which replaces its weights).")
     load_in_4bit: bool = Field(False, description="Load `hf:` weights in 4-bit NF4 via bitsandbytes.")
     batch_size: int = Field(64, gt=0, description="Sequences decoded together (local models; n samples count n times).")
     prefix_cache_mb: int = Field(
@@ -77,6 +78,13 @@ class BootstrapConfig(StrictModel):
         0.0, ge=0, le=1,
         description="Share of dialogues also taught from the customer's side (0: agent only; the agenda user plays the customer).",
     )
+    substitute_share: float = Field(
+        0.5, ge=0, le=1,
+        description="Share of transcripts whose slot values are swapped, consistently through the transcript, for draws "
+                    "from `substitute_pool`: the model must copy values from the conversation, not recall MultiWOZ's few.")
+    substitute_pool: Literal["db", "wide"] = Field(
+        "wide", description="Values swapped in: `db` = the databases' own values; `wide` = those and as many plausible "
+                            "unseen names, stations, foods, train IDs, addresses (times move by an offset per transcript).")
     batch_size: int = Field(4, gt=0)
     lr: float = Field(2e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the token budget).")
     warmup_steps: int = Field(30, ge=0)
@@ -175,6 +183,8 @@ class SimulateConfig(RolePlayConfig):
 
     split: Literal["train", "val", "test"] = "train"
     n_tasks: int = Field(50, gt=0, description="How many tasks of the split to simulate.")
+    task_draw: int = Field(0, ge=0, description="Which draw of n_tasks tasks: draw d holds none of draws 0..d-1's tasks "
+                                                "(self-training round d + 1 simulates tasks no earlier round used).")
     agent_sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=1.0, seed=0),
         description="Sampled (temperature > 0), so that sibling branches differ.",
@@ -184,13 +194,19 @@ class SimulateConfig(RolePlayConfig):
     personas: PersonaConfig = Field(default_factory=PersonaConfig)
     personas_per_task: int = Field(1, gt=0, description="Scenarios per task, each played by a different persona.")
     shard_size: int = Field(10, gt=0, description="Scenarios per cached shard: a rerun redoes only unfinished shards.")
-    sft_min_reward: float = Field(1.0, ge=0, le=1, description="Keep a golden path for SFT when its dialogue reached this reward.")
+    sft_min_reward: float = Field(
+        1.0, ge=0, le=1, description="Keep a tree's settled path for SFT when its dialogue reached this reward: 1 = golden "
+                                     "paths only; below 1 also partial paths, cut after the turn that earned the last "
+                                     "sub-goal (never one with an error on it).")
 
 
 class TrainConfig(StrictModel):
     """What SFT and preference training share: QLoRA (4-bit NF4 base, LoRA on every linear layer) via trl."""
 
     load_in_4bit: bool = Field(True, description="Load the base in 4-bit NF4 with double quantisation (QLoRA).")
+    full_finetune: bool = Field(False, description="Train every weight instead of a LoRA (in full precision, so 4-bit is "
+                                                   "off): for small models such as the embedded one. The output folder "
+                                                   "then holds a whole model, used as `adapter=` all the same.")
     lora_r: int = Field(8, gt=0, description="LoRA rank (a new adapter; DPO/KTO continue the SFT adapter at its rank).")
     lora_alpha: int = Field(16, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
@@ -305,6 +321,10 @@ class PipelineConfig(StrictModel):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig, description="Held-out tasks and seeds (its agent/user are the above).")
+    rounds: int = Field(1, ge=1, description="Rounds of self-training (source=simulate): round k runs JOSH with round k-1's "
+                                             "model on simulate.n_tasks new training tasks, curates, trains SFT and the "
+                                             "preference step from the base on everything kept so far; base and each "
+                                             "round's model are evaluated (1: base, SFT and the preference step).")
     runs_dir: str = Field("runs", description="One folder per run (and per stage) is created under this directory.")
     SHARED: ClassVar[tuple[str, ...]] = ("agent", "user", "runs_dir")  # set here once for every stage
 
@@ -314,6 +334,8 @@ class PipelineConfig(StrictModel):
             for role in ("agent", "user"):
                 if getattr(self, stage).model_fields_set & {role}:
                     raise ValueError(f"set {role}.* at the top level, not {stage}.{role}: every stage uses the same {role}")
+        if self.rounds > 1 and self.source != "simulate":
+            raise ValueError(f"rounds={self.rounds} needs source=simulate: only JOSH makes new data with each round's model")
         if self.source == "josh-trees" and self.simulate.benchmark != "toolwoz":
             raise ValueError("josh-train's shipped trees are ToolWOZ dialogues: source=josh-trees needs simulate.benchmark=toolwoz")
         if self.source == "selftalk" and self.user.spec == "agenda":

@@ -33,7 +33,7 @@ def code_hash(*paths: str) -> str:
 ENV_CODE = ("envs/toolwoz",)
 FORMAT_CODE = ("tasks/react.py", "tasks/user_sim.py")
 CORPUS_CODE = (*ENV_CODE, *FORMAT_CODE)
-EMBEDDED_MODEL_CODE = (*FORMAT_CODE, "models/pretrain.py", "models/embedded.py")  # plus the corpus's content
+EMBEDDED_MODEL_CODE = (*FORMAT_CODE, "envs/toolwoz/substitution.py", "models/pretrain.py", "models/embedded.py")  # plus the corpus's content
 # how a model answers (not how it was trained: its weights are hashed on their own)
 GENERATION_CODE = ("models/__init__.py", "models/base.py", "models/embedded.py", "models/hf_backend.py", "models/openai_backend.py")
 SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/benchmarks.py", "tasks/function_calling.py", "tasks/rollout.py", "tasks/users.py", "tasks/stops.py", "tasks/evaluation.py",

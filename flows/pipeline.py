@@ -3,6 +3,8 @@
 [bootstrap] -> simulate (personas, JOSH), import josh-train's trees, or Self-talk on a workflow
             -> curate -> SFT -> DPO -> evaluate base, SFT and DPO on the same held-out tasks and seeds
             (a workflow: unguided self-talk with other persona pairings) -> comparison report
+With `rounds=N` (JOSH only), round k simulates new training tasks with round k-1's model, curates, trains
+SFT then DPO from the base on everything kept so far, and base and every round's model are compared.
 
 Every stage is a subflow with its own cache, so a rerun with the same settings only reads
 stored results, and a changed setting reruns the stages that depend on it.
@@ -28,6 +30,7 @@ from flows.simulate import simulate
 from flows.train import Adapter, preference, sft
 from tasks.benchmarks import benchmark
 from tasks.comparison import publish_comparison
+from tasks.training import kept_so_far
 
 
 class PipelineReport(BaseModel):
@@ -36,7 +39,9 @@ class PipelineReport(BaseModel):
     stages: dict[str, str]  # stage -> "ran" or "cached"
     adapters: dict[str, str]  # stage -> adapter folder
     evaluations: dict[str, str]  # stage -> evaluation run folder
-    curated: str  # the curate run folder (kept / dropped datasets, report, Data Docs)
+    curated: str  # the (last round's) curate run folder (kept / dropped datasets, report, Data Docs)
+    sources: list[str] = []  # each round's dialogues (the source stage's run folder)
+    harvest: dict[str, dict[str, int]] = {}  # round -> dialogues kept, SFT rows and preference rows kept
 
 
 def _rows(path: Path) -> int:
@@ -66,10 +71,12 @@ def held_out(cfg: PipelineConfig) -> str:
     return f"{benchmark(cfg.evaluation.benchmark).title} {cfg.evaluation.split}, {cfg.evaluation.n_tasks} held-out tasks{trials}"
 
 
-def source_stage(cfg: PipelineConfig) -> tuple[str, str, bool]:
-    """The stage that makes the dialogues: its name, its run folder, and whether it came from the cache."""
+def source_stage(cfg: PipelineConfig, agent: ModelConfig, draw: int, tag: str = "") -> tuple[str, str, bool]:
+    """The stage that makes the dialogues: its name, its run folder, and whether it came from the cache.
+    `agent` simulates (a round's policy); `draw` picks training tasks no earlier round used."""
     if cfg.source == "simulate":
-        report = simulate.with_options(flow_run_name="simulate")(cfg.stage("simulate"))
+        stage_cfg = cfg.stage("simulate", agent=agent, task_draw=cfg.simulate.task_draw + draw)
+        report = simulate.with_options(flow_run_name=f"{tag}simulate")(stage_cfg)
         return "simulate", report.run_dir, report.cached_shards == report.shards
     if cfg.source == "josh-trees":
         report = import_josh_trees.with_options(flow_run_name="import-trees")(cfg.stage("simulate"))
@@ -81,44 +88,97 @@ def source_stage(cfg: PipelineConfig) -> tuple[str, str, bool]:
     return "imagine", report.run_dir, report.cached
 
 
+def train_round(cfg: PipelineConfig, kept: list[Path], tag: str = "") -> dict[str, Adapter]:
+    """SFT from the base on every SFT row kept so far, then the preference step on every pair kept so far."""
+    logger = get_run_logger()
+    adapters: dict[str, Adapter] = {}
+    sft_rows = kept_so_far(kept, "sft")
+    if _rows(sft_rows):
+        adapters["sft"] = sft.with_options(flow_run_name=f"{tag}sft")(cfg.sft, cfg.agent, str(sft_rows))
+    else:
+        logger.warning("no SFT rows survived curation: %sSFT skipped", tag)
+    pairs = kept_so_far(kept, _pairs(cfg))
+    if _rows(pairs):
+        adapters[cfg.preference.method] = preference.with_options(flow_run_name=f"{tag}{cfg.preference.method}")(
+            cfg.preference, cfg.agent, str(pairs), adapters.get("sft"))
+    else:
+        logger.warning("no preference rows survived curation: %s%s skipped", tag, cfg.preference.method.upper())
+    return adapters
+
+
+def _pairs(cfg: PipelineConfig) -> str:
+    return "dpo" if cfg.preference.method == "dpo" else "kto"
+
+
+class Round(BaseModel):
+    """One round of self-training: its dialogues, what curation kept, the adapters trained after it."""
+
+    tag: str  # "" when there is one round, else "round k "
+    source: str  # the source stage's run folder
+    curated: str
+    data_docs: str
+    adapters: dict[str, Adapter]
+    harvest: dict[str, int]  # dialogues, kept, SFT rows and preference rows kept
+    stages: dict[str, str]  # stage -> "ran" or "cached"
+
+    def final(self, method: str) -> Adapter | None:
+        """The round's model: the preference step's adapter, else SFT's, else none (the policy stays as it was)."""
+        return self.adapters.get(method) or self.adapters.get("sft")
+
+
+def self_training_round(cfg: PipelineConfig, policy: ModelConfig, k: int, earlier: list["Round"]) -> Round:
+    """Round k: dialogues with `policy` (the previous round's model), curated, then training on all kept so far."""
+    tag = f"round {k + 1} " if cfg.rounds > 1 else ""
+    name, source_dir, cached = source_stage(cfg, policy, k, tag)
+    curated = curate.with_options(flow_run_name=f"{tag}curate")(
+        CurateConfig(source=source_dir, suites=cfg.suites, runs_dir=cfg.runs_dir))
+    kept = Path(curated.run_dir)
+    adapters = train_round(cfg, [*(Path(r.curated) for r in earlier), kept], tag)
+    stages = {tag + name: "cached" if cached else "ran", f"{tag}curate": "cached" if curated.cached else "ran",
+              **{tag + kind: "cached" if a.cached else "ran" for kind, a in adapters.items()}}
+    harvest = {"dialogues": curated.counts["dialogues"], "kept": curated.counts["kept"], "sft": _rows(kept / "sft"),
+               _pairs(cfg): _rows(kept / _pairs(cfg))}
+    return Round(tag=tag, source=source_dir, curated=str(kept), data_docs=curated.data_docs, adapters=adapters,
+                 harvest=harvest, stages=stages)
+
+
 @flow(name="pipeline")
 def pipeline(cfg: PipelineConfig = PipelineConfig()) -> PipelineReport:
     logger = get_run_logger()
     if "embedded" in (cfg.agent.spec, cfg.user.spec):
         bootstrap.with_options(flow_run_name="bootstrap")()
-    name, source_dir, cached = source_stage(cfg)
-    stages = {name: "cached" if cached else "ran"}
-    curated = curate.with_options(flow_run_name="curate")(CurateConfig(source=source_dir, suites=cfg.suites, runs_dir=cfg.runs_dir))
-    stages["curate"] = "cached" if curated.cached else "ran"
-    kept = Path(curated.run_dir)
+    rounds: list[Round] = []
+    policy = cfg.agent
+    for k in range(cfg.rounds):
+        rounds.append(self_training_round(cfg, policy, k, rounds))
+        if final := rounds[-1].final(cfg.preference.method):
+            policy = cfg.agent.model_copy(update={"adapter": final.path})
 
-    adapters: dict[str, Adapter] = {}
-    if _rows(kept / "sft"):
-        adapters["sft"] = sft.with_options(flow_run_name="sft")(cfg.sft, cfg.agent, str(kept / "sft"))
-    else:
-        logger.warning("no SFT rows survived curation: SFT skipped")
-    pairs = kept / ("dpo" if cfg.preference.method == "dpo" else "kto")
-    if _rows(pairs):
-        adapters[cfg.preference.method] = preference.with_options(flow_run_name=cfg.preference.method)(
-            cfg.preference, cfg.agent, str(pairs), adapters.get("sft"))
-    else:
-        logger.warning("no preference rows survived curation: %s skipped", cfg.preference.method.upper())
-    stages.update({name: "cached" if a.cached else "ran" for name, a in adapters.items()})
-
-    runs = {}
-    evaluated = {} if cfg.source == "imagine" else {"base": None, **adapters}
-    if not evaluated:
+    # one round: base, SFT and the preference step; several: base and each round's model
+    evaluated: dict[str, Adapter | None] = {"base": None}
+    for r in rounds:
+        final = r.final(cfg.preference.method)
+        evaluated.update(r.adapters if cfg.rounds == 1 else {r.tag.strip(): final} if final else {})
+    if cfg.source == "imagine":
+        evaluated = {}
         logger.warning("imagined tasks have no environment to evaluate in: evaluate the adapters on your own benchmark")
+    stages = {name: state for r in rounds for name, state in r.stages.items()}
+    runs = {}
     for name, adapter in evaluated.items():
         agent = cfg.agent.model_copy(update={"adapter": adapter.path if adapter else None})
-        runs[name], cached = evaluate_stage(cfg, agent, name)
+        runs[name], cached = evaluate_stage(cfg, agent, name.replace(" ", "-"))
         stages[f"evaluate {name}"] = "cached" if cached else "ran"
 
     run_dir = new_run_dir(cfg.runs_dir, f"pipeline-{datetime.now():%Y%m%d-%H%M%S}")
-    links = {f"dialogues ({cfg.source})": source_dir, "curated datasets": str(kept), "Data Docs": curated.data_docs,
+    adapters = {r.tag + kind: a for r in rounds for kind, a in r.adapters.items()}
+    links = {**{k: v for r in rounds for k, v in {f"{r.tag}dialogues ({cfg.source})": r.source,
+                                                   f"{r.tag}curated datasets": r.curated,
+                                                   f"{r.tag}Data Docs": r.data_docs}.items()},
              **{f"{name} adapter": a.path for name, a in adapters.items()},
              **{f"evaluation {name}": run for name, run in runs.items()}}
-    table = publish_comparison(runs, links, run_dir, held_out(cfg))
+    harvest = {r.tag.strip() or "harvest": r.harvest for r in rounds}
+    table = publish_comparison(runs, links, run_dir, held_out(cfg), harvest if cfg.rounds > 1 else None)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
     return PipelineReport(run_dir=str(run_dir), table=table, stages=stages,
-                          adapters={name: a.path for name, a in adapters.items()}, evaluations=runs, curated=str(kept))
+                          adapters={name: a.path for name, a in adapters.items()}, evaluations=runs,
+                          curated=rounds[-1].curated, sources=[r.source for r in rounds], harvest=harvest)

@@ -15,7 +15,7 @@ from tasks.training import adapter_dir, adapter_fingerprint, data_fingerprint, p
 
 class Adapter(BaseModel):
     kind: str
-    path: str  # the adapter folder to pass as `adapter=` (holds adapter_config.json)
+    path: str  # the folder to pass as `adapter=` (a LoRA adapter, or a whole model after full fine-tuning)
     fingerprint: str
     rows: int
     steps: int

@@ -180,17 +180,20 @@ def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
 def _bootstrap(cfg: BootstrapConfig, corpus_path: Path, out: Path) -> None:
     from core.records import read_jsonl
     from envs.toolwoz import load_toolwoz
+    from envs.toolwoz.substitution import substitute_corpus, value_pools
     from models.pretrain import device, train_embedded, use_bf16
 
     print(
         f"Building the embedded model (first use only): ToolWOZ training dialogues, then "
-        f"{cfg.budget_tokens / 1e6:.1f}M tokens of training (about 45 min on 2 CPU cores, a minute on a GPU). "
+        f"{cfg.budget_tokens / 1e6:.1f}M tokens of training (about 35 min on 2 CPU cores, a minute on a GPU). "
         f"It is cached afterwards.",
         file=sys.stderr,
     )
-    corpus = read_jsonl(corpus_path)
-    report = train_embedded(corpus, load_toolwoz().tool_schemas, cfg, out)
+    data, human = load_toolwoz(), read_jsonl(corpus_path)
+    corpus = substitute_corpus(human, value_pools(data, cfg.substitute_pool), cfg.substitute_share, cfg.seed)
+    report = train_embedded(corpus, data.tool_schemas, cfg, out)
     (out / "bootstrap.json").write_text(
         json.dumps({"config": cfg.model_dump(), "device": device(), "bf16": use_bf16(cfg, device()),
-                    "dialogues": len(corpus), **asdict(report), "tokens_per_s": report.tokens_per_s}, indent=1)
+                    "dialogues": len(corpus), "substituted": sum(a is not b for a, b in zip(human, corpus)),
+                    **asdict(report), "tokens_per_s": report.tokens_per_s}, indent=1)
     )

@@ -41,6 +41,11 @@ def load_causal_lm(name_or_path: str, load_in_4bit: bool, device: str):
     return tokenizer, model
 
 
+def is_full_model(path: Path) -> bool:
+    """A fine-tuned folder that holds a whole model (full fine-tuning), not a LoRA adapter."""
+    return (path / "config.json").is_file() and not (path / "adapter_config.json").is_file()
+
+
 class HFChatModel(ChatModel):
     """A hub id or local model dir, optionally 4-bit NF4 and/or with a LoRA adapter on top."""
 
@@ -51,13 +56,14 @@ class HFChatModel(ChatModel):
         self.prefill_tokens = 65536 if self.device == "cuda" else 2048  # padded tokens per prefill pass
         if cfg.cpu_threads and self.device == "cpu":
             torch.set_num_threads(cfg.cpu_threads)
-        self.tokenizer, model = load_causal_lm(name_or_path, cfg.load_in_4bit, self.device)
-        if cfg.adapter:
+        adapter = Path(cfg.adapter).expanduser() if cfg.adapter else None
+        if adapter and not adapter.is_dir():
+            raise ModelSpecError(f"LoRA adapter directory {cfg.adapter!r} does not exist")
+        full = adapter is not None and is_full_model(adapter)  # fully fine-tuned weights replace the base's
+        self.tokenizer, model = load_causal_lm(str(adapter) if full else name_or_path, cfg.load_in_4bit, self.device)
+        if adapter and not full:
             from peft import PeftModel
 
-            adapter = Path(cfg.adapter).expanduser()
-            if not adapter.is_dir():
-                raise ModelSpecError(f"LoRA adapter directory {cfg.adapter!r} does not exist")
             try:
                 model = PeftModel.from_pretrained(model, str(adapter))
             except (OSError, ValueError) as e:

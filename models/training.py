@@ -23,7 +23,7 @@ from transformers import TrainerCallback
 
 from core.config import PreferenceConfig, SFTConfig, TrainConfig
 from core.errors import ConfigError
-from models.hf_backend import load_causal_lm
+from models.hf_backend import is_full_model, load_causal_lm
 
 ADAPTER, CHECKPOINTS, REPORT = "adapter", "checkpoints", "training.json"
 
@@ -153,15 +153,16 @@ class _StopAfter(TrainerCallback):
 
 def train_sft(base: str, data: datasets.Dataset, data_fingerprint: str, cfg: SFTConfig, out: Path, on_log=None,
               stop_after: int | None = None) -> TrainReport:
-    """LoRA SFT of `base` on conversational rows (`messages`), loss on assistant turns only."""
+    """LoRA SFT of `base` on conversational rows (`messages`), loss on assistant turns only (or every weight:
+    `full_finetune`)."""
     from trl import SFTConfig as TrlSFTConfig, SFTTrainer
 
     on = device()
-    tokenizer, model = load_causal_lm(base, cfg.load_in_4bit, on)
+    tokenizer, model = load_causal_lm(base, cfg.load_in_4bit and not cfg.full_finetune, on)
     progress = _Progress(on_log)
     args = TrlSFTConfig(**_common(cfg, out, on), assistant_only_loss=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data.select_columns(["messages"]), processing_class=tokenizer,
-                         peft_config=_lora(cfg), callbacks=[progress])
+                         peft_config=None if cfg.full_finetune else _lora(cfg), callbacks=[progress])
     if len(trainer.train_dataset) == 0:  # trl drops the rows whose agent turns were all cut off
         raise ConfigError(f"every one of the {len(data)} SFT rows is cut at max_length={cfg.max_length} tokens before "
                           "its first agent turn, so there is nothing to learn: raise sft.max_length (tool results such "
@@ -172,15 +173,20 @@ def train_sft(base: str, data: datasets.Dataset, data_fingerprint: str, cfg: SFT
 def train_preferences(base: str, sft_adapter: Path | None, data: datasets.Dataset, data_fingerprint: str,
                       cfg: PreferenceConfig, out: Path, on_log=None, stop_after: int | None = None) -> TrainReport:
     """DPO on (prompt, chosen, rejected) rows or KTO on (prompt, completion, label) rows, continuing the SFT
-    adapter (trl keeps a frozen copy as the reference); without one, a new LoRA against the base."""
+    adapter (trl keeps a frozen copy as the reference); without one, a new LoRA against the base. A fully
+    fine-tuned SFT model is the starting point itself; with `full_finetune` every weight trains."""
     from peft import PeftModel
 
     on = device()
-    tokenizer, model = load_causal_lm(base, cfg.load_in_4bit, on)
+    parent_full = sft_adapter is not None and is_full_model(sft_adapter)
+    start = str(sft_adapter) if parent_full else base
+    tokenizer, model = load_causal_lm(start, cfg.load_in_4bit and not cfg.full_finetune, on)
     peft_config = None
-    if sft_adapter is not None:
-        model = PeftModel.from_pretrained(model, str(sft_adapter), is_trainable=True)
-    else:
+    if sft_adapter is not None and not parent_full:
+        model = PeftModel.from_pretrained(model, str(sft_adapter), is_trainable=not cfg.full_finetune)
+        if cfg.full_finetune:
+            model = model.merge_and_unload()
+    elif not cfg.full_finetune:
         peft_config = _lora(cfg)
     progress = _Progress(on_log)
     if cfg.method == "dpo":

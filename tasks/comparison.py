@@ -96,16 +96,25 @@ def plot(rows: list[dict], path: Path, held_out: str) -> Path:
 
 
 @task
-def publish_comparison(stages: dict[str, str], links: dict[str, str], run_dir: Path, held_out: str) -> list[dict[str, str]]:
+def publish_comparison(stages: dict[str, str], links: dict[str, str], run_dir: Path, held_out: str,
+                       harvest: dict[str, dict[str, int]] | None = None) -> list[dict[str, str]]:
     """Table artifact, markdown report with the plot and links to every dataset, Data Docs and adapter.
-    `held_out` says what the stages were evaluated on; with no evaluation, the report only links."""
+    `held_out` says what the stages were evaluated on; with no evaluation, the report only links.
+    `harvest`: what each self-training round kept (dialogues, SFT rows, pairs), shown as a table of its own."""
     rows = comparison(stages) if stages else []
     table = display_rows(rows)
-    lines = ["# Self-training: base vs SFT vs DPO", f"Run folder `{run_dir.resolve()}`. Evaluated on: {held_out}.", ""]
+    title = "rounds of self-training" if harvest else "base vs SFT vs DPO"
+    lines = [f"# Self-training: {title}", f"Run folder `{run_dir.resolve()}`. Evaluated on: {held_out}.", ""]
+    if harvest:
+        columns = list(dict.fromkeys(k for counts in harvest.values() for k in counts))
+        lines += ["Harvest per round (kept by curation):", "", "| round | " + " | ".join(columns) + " |",
+                  "|" + "---|" * (len(columns) + 1),
+                  *(f"| {name} | " + " | ".join(str(c.get(k, 0)) for k in columns) + " |" for name, c in harvest.items()),
+                  ""]
     image = None
     if table:
         image = plot(rows, run_dir / "stages.png", held_out)
-        create_table_artifact(table, key="pipeline-comparison", description=f"Base vs SFT vs DPO on {held_out}")
+        create_table_artifact(table, key="pipeline-comparison", description=f"{title.capitalize()} on {held_out}")
         header = list(table[0])
         lines += ["{plot}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
                   *("| " + " | ".join(r[h] for h in header) + " |" for r in table), ""]

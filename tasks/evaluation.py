@@ -30,10 +30,15 @@ from tasks.users import loaded_roles
 
 
 @task
-def select_tasks(bench: str, split: str, n: int, seed: int) -> list[str]:
-    """A seeded sample of the split's task ids (the whole split when n exceeds it)."""
-    ids = benchmark(bench).task_ids(split)
-    return sorted(random.Random(seed).sample(ids, min(n, len(ids))))
+def select_tasks(bench: str, split: str, n: int, seed: int, draw: int = 0) -> list[str]:
+    """A seeded sample of the split's task ids (the whole split when n exceeds it). Draw d > 0 samples from
+    the tasks no earlier draw took: self-training round d + 1 meets tasks it has not trained on."""
+    ids, taken = benchmark(bench).task_ids(split), set()
+    for d in range(draw + 1):
+        left = [i for i in ids if i not in taken]
+        picked = random.Random(seed if d == 0 else f"{seed}/{d}").sample(left, min(n, len(left)))
+        taken.update(picked)
+    return sorted(picked)
 
 
 @task(cache_key_fn=lambda _, p: stable_hash("oracle", p["bench"], p["split"], benchmark(p["bench"]).data_version(),

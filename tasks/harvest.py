@@ -2,7 +2,8 @@
 
 - SFT: the golden path of every tree whose conversation reached `min_reward` (1.0 = the
   paper's "100% reward"), dropped when it contains an error (a rejected call, a malformed
-  action, exhausted retries).
+  action, exhausted retries). Below 1, a partly successful tree gives its settled path up
+  to the turn that earned its last sub-goal: what it did right, without what came after.
 - Preference pairs ("juxtaposed outcomes"): wherever sibling turns share a prompt, a turn
   on a branch that earned reward is chosen and one on a branch that was cut is rejected.
   The prompt runs up to the first message where the two turns differ, so chosen and

@@ -72,7 +72,8 @@ def harvest_datasets(trees: list[JoshTree], cfg: SimulateConfig, run_dir: Path) 
     records.write_jsonl([t.dialogue for t in trees], run_dir / "dialogues.jsonl")
     for name, rows in tables.items():
         records.training_dataset(name, rows).save_to_disk(str(run_dir / name), num_shards=1)  # 1: empty ones load too
-    counts = {"dialogues": len(trees), **{name: len(rows) for name, rows in tables.items()}}
+    counts = {"dialogues": len(trees), **{name: len(rows) for name, rows in tables.items()},
+              "sft golden": sum(row["reward"] >= 1 for row in tables["sft"])}
     get_run_logger().info("saved %s to %s", counts, run_dir)
     return counts
 
@@ -106,7 +107,8 @@ def summary_rows(trees: list[JoshTree], counts: dict[str, int], cfg: SimulateCon
         {"metric": "success rate", "value": f"{100 * mean(t.dialogue.outcome.success for t in trees):.1f}%"},
         {"metric": "average reward", "value": f"{mean(rewards):.3f}"},
         {"metric": "reward distribution", "value": ", ".join(f"{k}: {v}" for k, v in sorted(buckets.items()))},
-        {"metric": "SFT examples", "value": f"{counts['sft']} ({counts['sft'] / tasks:.2f} per task)"},
+        {"metric": "SFT examples", "value": f"{counts['sft']} ({counts['sft'] / tasks:.2f} per task; "
+                                            f"{counts['sft'] - counts['sft golden']} partial paths)"},
         {"metric": "DPO pairs", "value": f"{counts['dpo']} ({counts['dpo'] / tasks:.2f} per task)"},
         {"metric": "KTO rows", "value": str(counts["kto"])},
         {"metric": "tree nodes", "value": str(counts["trees"])},

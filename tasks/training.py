@@ -7,6 +7,7 @@ free; a run killed half way left checkpoints there, and starting it again resume
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import datasets
@@ -24,6 +25,22 @@ from models.training import ADAPTER, TrainReport, train_preferences, train_sft, 
 def data_fingerprint(data_dir: str) -> str:
     """Content hash of a training dataset's rows (not its files: a re-saved copy hashes the same)."""
     return stable_hash(datasets.load_from_disk(data_dir).to_list())
+
+
+@task
+def kept_so_far(curated_runs: list[Path], name: str) -> Path:
+    """One training set (`sft`, `dpo`, `kto`) of every curated run so far: the run's own folder when there is one,
+    else the rows put together in a folder under the cache named by their content."""
+    parts = [run / name for run in curated_runs if (run / name).is_dir()]
+    if len(parts) <= 1:
+        return parts[0] if parts else curated_runs[-1] / name
+    rows = datasets.concatenate_datasets([datasets.load_from_disk(str(p)) for p in parts])
+    out = cache_dir() / "datasets" / f"{name}-{stable_hash(rows.to_list())[:12]}"
+    if not out.is_dir():
+        tmp = out.with_name(f".{out.name}-{os.getpid()}")
+        rows.save_to_disk(str(tmp), num_shards=1)
+        os.replace(tmp, out)
+    return out
 
 
 def adapter_fingerprint(kind: str, base: ModelConfig, data_fp: str, cfg: SFTConfig | PreferenceConfig,

@@ -135,3 +135,31 @@ def test_beam_one_is_plain_role_play(toolwoz):
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=1)], agent, user, SamplingConfig(), SamplingConfig())
     assert agent.batches == [1, 1, 1] and not any(n.is_successful for n in tree.nodes)
     assert tree.dialogue.outcome.termination == Termination.turn_cap and harvest.preference_pairs(tree) == []
+
+
+def test_a_partly_successful_tree_gives_its_path_up_to_the_last_earned_sub_goal(toolwoz):
+    """The agent earns the hotel search and never the restaurant one: with min_reward below 1 the row is the
+    settled path cut after the turn that earned the search, not the dialogue that went on without reward."""
+    task = toolwoz.tasks[TASK]
+    hotel, _ = task.ground_truth_calls()
+    episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
+                      AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")), max_messages=12)
+    script = agent_script(toolwoz)
+    agent = ByPosition(lambda i, p: "SPEAK How can I help? <COMMAND_END>"
+                       if "search_restaurant" in script(i, p) else script(i, p))
+    user = ByPosition(lambda i, p: f"I need a hotel and a restaurant ({len(p)})")
+    (tree,) = josh.run_josh([josh.Search(episode, beam_size=4)], agent, user, SamplingConfig(), SamplingConfig())
+    assert tree.dialogue.outcome.reward == 0.5 and not any(n.is_golden for n in tree.nodes)
+    system = system_prompt(toolwoz.tool_schemas, "compact")
+    assert harvest.sft_examples([tree], system) == []
+    (row,) = harvest.sft_examples([tree], system, min_reward=0.5)
+    earned_at = max((n for n in tree.nodes if n.is_successful), key=lambda n: len(n.messages))  # made the search
+    assert any("search_hotel" in m.content for m in earned_at.turn)
+    assert len(row["messages"]) == len(earned_at.messages) + 1 < len(tree.dialogue.messages) + 1
+    assert row["messages"][-1]["content"] == earned_at.messages[-1].content
+    assert not any(m["content"].startswith("ERROR") or "ERROR:" in m["content"] for m in row["messages"])
+    result = next(i for i, m in enumerate(earned_at.messages) if m.role == "tool")
+    broken = list(earned_at.messages)
+    broken[result] = broken[result].model_copy(update={"content": "ERROR: INVALID API CALL!"})
+    nodes = tuple(n.model_copy(update={"messages": tuple(broken)}) if n is earned_at else n for n in tree.nodes)
+    assert harvest.sft_examples([tree.model_copy(update={"nodes": nodes})], system, min_reward=0.5) == []

@@ -46,3 +46,32 @@ def test_stages_chain_cache_and_rerun_only_what_a_change_touches(prefect_server,
 def test_roles_are_set_once_for_every_stage():
     with pytest.raises(ConfigError, match="set agent.\\* at the top level, not evaluation.agent"):
         build_config(PipelineConfig, "pipeline", ["evaluation.agent.spec=embedded"])
+
+
+def test_rounds_simulate_new_tasks_and_one_more_round_runs_only_itself(prefect_server, tmp_path_factory):
+    """Rounds chain on disjoint training tasks and cache like the other stages (an untrained model harvests
+    nothing, so each round simulates with the base: the chaining and caching are under test, not the gain)."""
+    from core.records import read_jsonl
+
+    base = build_random_model(tmp_path_factory.mktemp("base"))
+    overrides = [f"agent.spec=hf:{base}", f"runs_dir={tmp_path_factory.mktemp('runs')}", "simulate.n_tasks=2",
+                 "simulate.beam_size=2", "simulate.max_messages=3", "simulate.agent_sampling.max_new_tokens=12",
+                 "simulate.personas.n=2", "evaluation.n_tasks=2", "evaluation.max_messages=3",
+                 "evaluation.agent_sampling.max_new_tokens=12", "suites=[josh]"]
+    two = pipeline(build_config(PipelineConfig, "pipeline", [*overrides, "rounds=2"]))
+    assert two.stages == {"round 1 simulate": "ran", "round 1 curate": "ran", "round 2 simulate": "ran",
+                          "round 2 curate": "ran", "evaluate base": "ran"}
+    tasks = [{d.scenario.task_id for d in read_jsonl(Path(run) / "dialogues.jsonl")} for run in two.sources]
+    assert len(tasks[0]) == len(tasks[1]) == 2 and not tasks[0] & tasks[1]
+    assert set(two.harvest) == {"round 1", "round 2"} and all(h["dialogues"] == 2 for h in two.harvest.values())
+    assert "Harvest per round" in (Path(two.run_dir) / "report.md").read_text()
+
+    three = pipeline(build_config(PipelineConfig, "pipeline", [*overrides, "rounds=3"]))
+    assert {k for k, v in three.stages.items() if v == "ran"} == {"round 3 simulate", "round 3 curate"}
+    third = {d.scenario.task_id for d in read_jsonl(Path(three.sources[2]) / "dialogues.jsonl")}
+    assert not third & (tasks[0] | tasks[1])
+
+
+def test_rounds_need_josh():
+    with pytest.raises(ConfigError, match="rounds=2 needs source=simulate"):
+        build_config(PipelineConfig, "pipeline", ["rounds=2", "source=josh-trees"])

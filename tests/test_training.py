@@ -15,6 +15,7 @@ from core.records import training_dataset
 from core.types import Message
 from models import load_model
 from models.embedded import build_random_model
+from models.hf_backend import is_full_model
 from models.training import ADAPTER, REPORT, last_checkpoint, train_preferences, train_sft, trained
 
 SYSTEM = {"role": "system", "content": "You are a travel agent."}
@@ -43,8 +44,8 @@ def sft_run(base, sft_data, tmp_path_factory):
     return out, train_sft(base, sft_data, "data-1", SFTConfig(max_steps=12, **FAST), out)
 
 
-def _reply(base: str, adapter: Path | None) -> str:
-    model = load_model(ModelConfig(spec=f"hf:{base}", load_in_4bit=True, adapter=str(adapter) if adapter else None))
+def _reply(base: str, adapter: Path | None, four_bit: bool = True) -> str:
+    model = load_model(ModelConfig(spec=f"hf:{base}", load_in_4bit=four_bit, adapter=str(adapter) if adapter else None))
     try:
         prompt = [Message(role="system", content=SYSTEM["content"]), Message(role="user", content="I need a hotel.")]
         return model.generate([prompt], SamplingConfig(temperature=0.0, max_new_tokens=12))[0][0].text
@@ -94,6 +95,20 @@ def test_kto_trains_on_the_same_data_as_labelled_rows(base, sft_run, tmp_path):
     report = train_preferences(base, sft_run[0] / ADAPTER, rows, "kto-1", PreferenceConfig(method="kto", max_steps=4, **FAST),
                                tmp_path)
     assert report.kind == "kto" and report.steps == 4 and (tmp_path / ADAPTER / "adapter_config.json").is_file()
+
+
+def test_full_finetuning_trains_every_weight_and_dpo_continues_from_it(base, sft_data, tmp_path):
+    report = train_sft(base, sft_data, "d", SFTConfig(max_steps=8, full_finetune=True, **{**FAST, "learning_rate": 1e-3}),
+                       tmp_path / "sft")
+    losses = [loss for _, loss in report.curve]
+    assert losses[-1] < losses[0] - 0.5
+    model = tmp_path / "sft" / ADAPTER
+    assert is_full_model(model) and (model / "tokenizer.json").is_file()
+    assert _reply(base, model, four_bit=False) != _reply(base, None, four_bit=False)
+    cfg = PreferenceConfig(max_steps=4, full_finetune=True, **{**FAST, "learning_rate": 1e-4})
+    dpo = train_preferences(base, model, _pairs(), "p", cfg, tmp_path / "dpo")
+    assert dpo.curve[0][1] == pytest.approx(0.6931, abs=0.01)  # the reference is the fully fine-tuned SFT model
+    assert is_full_model(tmp_path / "dpo" / ADAPTER)
 
 
 def test_an_interrupted_run_resumes_to_the_same_adapter(base, sft_data, tmp_path):
