@@ -30,12 +30,12 @@ from pathlib import Path
 
 from core.config import ModelConfig, SamplingConfig
 from core.types import Scenario
-from collections import defaultdict
 
 from envs.toolwoz import ToolWOZEnv, load_toolwoz, oracle_reward
-from envs.toolwoz.agenda import conveyed, conveyed_values, goal_values
+from envs.toolwoz.agenda import conveyed_values
+from envs.toolwoz.diagnostics import api_accuracy, copy_rate
 from envs.toolwoz.scripted_agent import play_scripted
-from envs.toolwoz.tools import normalise, same_call, validation_error
+from envs.toolwoz.tools import same_call, validation_error
 from envs.toolwoz.transcripts import human_dialogues
 from models import load_model
 from models.embedded import embedded_model_dir
@@ -115,42 +115,17 @@ def agenda_user_ceiling(data, task_ids):
             "oracle_success": sum(oracle_reward(data, data.tasks[i]).success for i in task_ids) / len(task_ids)}
 
 
-def copy_rate(data, dialogue) -> tuple[int, int]:
-    """(values copied, values said): of the goal values the customer said, how many the agent's next call that
-    could carry one (an API of the value's domain taking its parameter) carried, as said."""
-    task, pending, copied, said = data.tasks[dialogue.scenario.task_id], [], 0, 0
-    values = goal_values(task)
-    for m in dialogue.messages:
-        if m.role == "user":
-            heard = [v for v in values if conveyed(v[1], v[2], m.content)]
-            values = [v for v in values if v not in heard]
-            pending += heard
-            said += len(heard)
-        for call in m.tool_calls:
-            domain, params = call.name.partition("_")[2], data.api_params.get(call.name, [])
-            carried = [v for v in pending if v[0] == domain and v[1] in params]
-            copied += sum(normalise(call.arguments.get(slot, "")) == normalise(value) for _, slot, value in carried)
-            pending = [v for v in pending if v not in carried]
-    return copied, said
-
-
 def end_to_end(data, model, task_ids):
     """The embedded agent, greedy, against the agenda user: success, reward, copy rate, per-API accuracy."""
     episodes = run_episodes(_episodes(data, task_ids), model, AgendaUser(), GREEDY, SamplingConfig())
     dialogues = [e.to_dialogue() for e in episodes]
     outcomes = [d.outcome for d in dialogues]
-    earned = defaultdict(list)
-    for e in episodes:
-        calls = data.tasks[e.scenario.task_id].ground_truth_calls()
-        for call, ok in zip(calls, e.env.reward().earned):
-            earned[call.name].append(ok)
-    copies = [copy_rate(data, d) for d in dialogues]
     return {"e2e_tasks": len(task_ids), "e2e_success": sum(o.success for o in outcomes) / len(outcomes),
             "e2e_avg_reward": sum(o.reward for o in outcomes) / len(outcomes),
-            "e2e_copy_rate": sum(c for c, _ in copies) / max(1, sum(s for _, s in copies)),
+            "e2e_copy_rate": copy_rate(data, dialogues),
             "e2e_turn_cap": sum(o.termination.value == "turn_cap" for o in outcomes) / len(outcomes),
             "e2e_goal_values_conveyed": conveyed_share(data, episodes),
-            **{f"e2e_accuracy_{name}": sum(v) / len(v) for name, v in sorted(earned.items())}}
+            **{f"e2e_accuracy_{name}": v for name, v in api_accuracy(data, dialogues).items()}}
 
 
 def measure(data, model_dir: Path, call_turns, speak_turns, args) -> dict:

@@ -33,6 +33,16 @@ def per_domain(run_dir: str) -> dict[str, float]:
     return {domain: round(sum(v) / len(v), 3) for domain, v in sorted(wins.items())}
 
 
+def diagnostics(run_dir: str) -> dict[str, float]:
+    """How often the agent's next call carried a value the customer said, and per API the share of right calls."""
+    from envs.toolwoz import load_toolwoz
+    from envs.toolwoz.diagnostics import api_accuracy, copy_rate
+
+    data, dialogues = load_toolwoz(), read_jsonl(Path(run_dir) / "dialogues.jsonl")
+    return {"copy_rate": round(copy_rate(data, dialogues), 3),
+            **{name: round(v, 3) for name, v in api_accuracy(data, dialogues).items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -46,6 +56,9 @@ def main() -> None:
         print(json.dumps(row))
     print(json.dumps({"per_domain_success": {stage: per_domain(run) for stage, run in report.evaluations.items()}},
                      indent=1))
+    print(json.dumps({"copy_rate_and_api_accuracy": {stage: diagnostics(run) for stage, run in report.evaluations.items()}},
+                     indent=1))
+    print(json.dumps({"harvest": report.harvest}))
     print((Path(report.curated) / "report.md").read_text())
     for name, path in report.adapters.items():
         training = json.loads((Path(path).parent / "training.json").read_text())
