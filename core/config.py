@@ -79,9 +79,10 @@ class BootstrapConfig(StrictModel):
         description="Share of dialogues also taught from the customer's side (0: agent only; the agenda user plays the customer).",
     )
     substitute_share: float = Field(
-        0.5, ge=0, le=1,
+        0.0, ge=0, le=1,
         description="Share of transcripts whose slot values are swapped, consistently through the transcript, for draws "
-                    "from `substitute_pool`: the model must copy values from the conversation, not recall MultiWOZ's few.")
+                    "from `substitute_pool`, so that values must be copied from the conversation, not recalled. Off by "
+                    "default: at 2M and 8M tokens it lowered success and reward here (README, issue 27 figures).")
     substitute_pool: Literal["db", "wide"] = Field(
         "wide", description="Values swapped in: `db` = the databases' own values; `wide` = those and as many plausible "
                             "unseen names, stations, foods, train IDs, addresses (times move by an offset per transcript).")

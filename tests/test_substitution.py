@@ -42,6 +42,11 @@ def pools(toolwoz):
     return value_pools(toolwoz, "wide")
 
 
+@pytest.fixture(scope="module")
+def human(toolwoz):
+    return human_dialogues(toolwoz, "train", limit=30)
+
+
 def test_a_swapped_value_is_swapped_in_every_message(pools):
     new = substitute(TRAIN, pools, random.Random(0))
     search, result, booking = new.messages[1].tool_calls[0].arguments, json.loads(new.messages[2].content)[0], \
@@ -63,8 +68,7 @@ def test_times_move_together_and_unsaid_values_stay(pools):
     assert search["arriveBy"] == "19:30"  # said as "half past seven": nobody showed "19:30", so no new value for it
 
 
-def test_calls_stay_valid_json_on_real_transcripts(toolwoz, pools):
-    human = human_dialogues(toolwoz, "train", limit=30)
+def test_calls_stay_valid_json_on_real_transcripts(human, pools):
     swapped = substitute_corpus(human, pools, share=1.0, seed=0)
     changed = 0
     for before, after in zip(human, swapped):
@@ -81,8 +85,7 @@ def test_calls_stay_valid_json_on_real_transcripts(toolwoz, pools):
     assert changed > 50
 
 
-def test_share_and_pool(toolwoz, pools):
-    human = human_dialogues(toolwoz, "train", limit=30)
+def test_share_and_pool(toolwoz, human, pools):
     assert substitute_corpus(human, pools, share=0.0, seed=0) == human
     half = substitute_corpus(human, pools, share=0.5, seed=0)
     assert 5 < sum(a != b for a, b in zip(human, half)) < 25
