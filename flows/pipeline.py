@@ -97,17 +97,13 @@ def train_round(cfg: PipelineConfig, kept: list[Path], tag: str = "") -> dict[st
         adapters["sft"] = sft.with_options(flow_run_name=f"{tag}sft")(cfg.sft, cfg.agent, str(sft_rows))
     else:
         logger.warning("no SFT rows survived curation: %sSFT skipped", tag)
-    pairs = kept_so_far(kept, _pairs(cfg))
+    pairs = kept_so_far(kept, cfg.preference.method)  # the curated set is named for its method
     if _rows(pairs):
         adapters[cfg.preference.method] = preference.with_options(flow_run_name=f"{tag}{cfg.preference.method}")(
             cfg.preference, cfg.agent, str(pairs), adapters.get("sft"))
     else:
         logger.warning("no preference rows survived curation: %s%s skipped", tag, cfg.preference.method.upper())
     return adapters
-
-
-def _pairs(cfg: PipelineConfig) -> str:
-    return "dpo" if cfg.preference.method == "dpo" else "kto"
 
 
 class Round(BaseModel):
@@ -137,7 +133,7 @@ def self_training_round(cfg: PipelineConfig, policy: ModelConfig, k: int, earlie
     stages = {tag + name: "cached" if cached else "ran", f"{tag}curate": "cached" if curated.cached else "ran",
               **{tag + kind: "cached" if a.cached else "ran" for kind, a in adapters.items()}}
     harvest = {"dialogues": curated.counts["dialogues"], "kept": curated.counts["kept"], "sft": _rows(kept / "sft"),
-               _pairs(cfg): _rows(kept / _pairs(cfg))}
+               cfg.preference.method: _rows(kept / cfg.preference.method)}
     return Round(tag=tag, source=source_dir, curated=str(kept), data_docs=curated.data_docs, adapters=adapters,
                  harvest=harvest, stages=stages)
 
@@ -171,11 +167,12 @@ def pipeline(cfg: PipelineConfig = PipelineConfig()) -> PipelineReport:
 
     run_dir = new_run_dir(cfg.runs_dir, f"pipeline-{datetime.now():%Y%m%d-%H%M%S}")
     adapters = {r.tag + kind: a for r in rounds for kind, a in r.adapters.items()}
-    links = {**{k: v for r in rounds for k, v in {f"{r.tag}dialogues ({cfg.source})": r.source,
-                                                   f"{r.tag}curated datasets": r.curated,
-                                                   f"{r.tag}Data Docs": r.data_docs}.items()},
-             **{f"{name} adapter": a.path for name, a in adapters.items()},
-             **{f"evaluation {name}": run for name, run in runs.items()}}
+    links = {}
+    for r in rounds:
+        links.update({f"{r.tag}dialogues ({cfg.source})": r.source, f"{r.tag}curated datasets": r.curated,
+                      f"{r.tag}Data Docs": r.data_docs})
+    links.update({f"{name} adapter": a.path for name, a in adapters.items()})
+    links.update({f"evaluation {name}": run for name, run in runs.items()})
     harvest = {r.tag.strip() or "harvest": r.harvest for r in rounds}
     table = publish_comparison(runs, links, run_dir, held_out(cfg), harvest if cfg.rounds > 1 else None)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
