@@ -1,7 +1,8 @@
-"""What the project keeps on disk, listed and pruned: embedded models, trained adapters, run folders.
+"""What the project keeps on disk, listed and pruned: embedded models, trained adapters, the training sets
+that self-training rounds put together, run folders.
 
 An entry's age counts from its last use: a reused embedded model or adapter is touched, so
-pruning by age removes what no recent run needed. A removed model or adapter is simply built
+pruning by age removes what no recent run needed. A removed model, adapter or dataset is simply built
 again when a run asks for it; run folders are outputs, never read back as a cache. Folders whose
 name starts with a dot are builds in progress and are left alone.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from core.errors import ConfigError
 from core.paths import cache_dir
 
-KINDS = ("models", "adapters", "runs")
+KINDS = ("models", "adapters", "datasets", "runs")
 DAY_S = 86400
 
 

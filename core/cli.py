@@ -64,7 +64,7 @@ def _cache_parser(commands) -> None:
                             ("prune", "remove the entries not used for --older-than days")):
         sub = actions.add_parser(name, help=help_text)
         sub.add_argument("--runs-dir", default="runs", help="the runs folder to include (default: runs)")
-        sub.add_argument("--kind", dest="kinds", action="append", metavar="KIND", help="models, adapters or runs (repeatable; default: all)")
+        sub.add_argument("--kind", dest="kinds", action="append", metavar="KIND", help="models, adapters, datasets or runs (repeatable; default: all)")
         if name == "prune":
             sub.add_argument("--older-than", type=float, required=True, metavar="DAYS")
             sub.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")

@@ -36,10 +36,12 @@ def kept_so_far(curated_runs: list[Path], name: str) -> Path:
         return parts[0] if parts else curated_runs[-1] / name
     rows = datasets.concatenate_datasets([datasets.load_from_disk(str(p)) for p in parts])
     out = cache_dir() / "datasets" / f"{name}-{stable_hash(rows.to_list())[:12]}"
-    if not out.is_dir():
-        tmp = out.with_name(f".{out.name}-{os.getpid()}")
-        rows.save_to_disk(str(tmp), num_shards=1)
-        os.replace(tmp, out)
+    if out.is_dir():
+        touch(out)  # used now: `selftrain cache prune` keeps it
+        return out
+    tmp = out.with_name(f".{out.name}-{os.getpid()}")
+    rows.save_to_disk(str(tmp), num_shards=1)
+    os.replace(tmp, out)
     return out
 
 

@@ -25,14 +25,15 @@ def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys, monkeyp
     used_model = _folder(root / "models" / "embedded-used", 40)
     _folder(root / "models" / ".embedded-building", 40)  # a build in progress
     new_adapter = _folder(root / "adapters" / "sft-new", 1)
+    old_rows = _folder(root / "datasets" / "sft-old", 35)  # what two self-training rounds kept, put together
     old_run = _folder(runs / "simulate-old", 31)
     cache.touch(used_model)  # reused by a run today
 
     listed = {e.path.name: e for e in cache.entries(runs)}
-    assert set(listed) == {"embedded-old", "embedded-used", "sft-new", "simulate-old"}
+    assert set(listed) == {"embedded-old", "embedded-used", "sft-new", "sft-old", "simulate-old"}
     assert listed["embedded-old"].bytes == 1000 and listed["embedded-old"].age_days > 39
 
-    assert [e.path for e in cache.prune(30, runs, dry_run=True)] == [old_model, old_run] and old_model.exists()
+    assert [e.path for e in cache.prune(30, runs, dry_run=True)] == [old_model, old_rows, old_run] and old_model.exists()
     assert main(["cache", "prune", "--older-than", "30", "--kind", "models", "--runs-dir", str(runs)]) == 0
     assert "removed 1 entries" in capsys.readouterr().out
     assert not old_model.exists() and old_run.exists() and used_model.exists() and new_adapter.exists()
