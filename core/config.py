@@ -120,7 +120,15 @@ class RunnerConfig(StrictModel):
     workers: int = Field(2, gt=0, description="Worker processes of a local cluster.")
 
 
-class RolePlayConfig(StrictModel):
+class RunFolders(StrictModel):
+    """Where a command writes its run folders. A config nested in another (a simulation's personas, a
+    pipeline's stages) writes where its parent does, so its own `runs_dir` is not a knob."""
+
+    runs_dir: str = Field("runs", description="One folder per run (a pipeline: per stage) is created under this directory.")
+    SHARED: ClassVar[tuple[str, ...]] = ("runs_dir",)
+
+
+class RolePlayConfig(RunFolders):
     """An agent and a user simulator talking on a benchmark's tasks: what evaluation and simulation share."""
 
     benchmark: Literal["toolwoz", "retail", "airline"] = Field(
@@ -146,7 +154,6 @@ class RolePlayConfig(StrictModel):
     max_agent_steps: int = Field(3, gt=0, description="Agent generations per turn before retries are exhausted.")
     shard_size: int = Field(100, gt=0, description="Tasks per cached shard: a rerun redoes only unfinished shards.")
     runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shards run (results are the same).")
-    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
     run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
 
     @model_validator(mode="after")
@@ -166,7 +173,7 @@ class EvalConfig(RolePlayConfig):
                                              "pass^k for k = 1..trials (every one of k trials succeeds).")
 
 
-class PersonaConfig(StrictModel):
+class PersonaConfig(RunFolders):
     """Simulated users: draws from the attribute grid, optionally rewritten as prose by a model."""
 
     n: int = Field(64, gt=0, description="How many distinct personas to draw.")
@@ -176,7 +183,6 @@ class PersonaConfig(StrictModel):
     near_duplicate_threshold: float = Field(
         0.9, gt=0, le=1, description="Drop a persona whose text's word-trigram Jaccard similarity to a kept one reaches this."
     )
-    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
 
 
 class SimulateConfig(RolePlayConfig):
@@ -241,7 +247,7 @@ class PreferenceConfig(TrainConfig):
     epochs: float = Field(1.0, gt=0)
 
 
-class CurateConfig(StrictModel):
+class CurateConfig(RunFolders):
     """Filter a simulate or import run's dialogues with expectation suites; keep what passes, with reasons for the rest."""
 
     source: str = Field(description="Run folder of a simulate or import-trees run (holds dialogues.jsonl, sft, dpo, kto).")
@@ -256,11 +262,10 @@ class CurateConfig(StrictModel):
         None, description="A model that rates persona adherence (None = a cheap proxy: share of turns in character)."
     )
     judge_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=8))
-    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
     run_name: str | None = Field(None, description="Run folder name; default: curate-<time>.")
 
 
-class SelfTalkConfig(StrictModel):
+class SelfTalkConfig(RunFolders):
     """Self-talk on a workflow domain: a client and the agent role-play while a workflow manager steers the agent."""
 
     workflow: str = Field("refund_desk", description="A workflow in configs/workflows/ by name, or a path to a workflow YAML file.")
@@ -283,11 +288,10 @@ class SelfTalkConfig(StrictModel):
     guided: bool = Field(True, description="The manager tells the agent what to say next (False: the agent follows the "
                                            "workflow in its prompt on its own, as when a trained agent is evaluated).")
     seed: int = Field(0, description="Which personas go with which intentions.")
-    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
     run_name: str | None = Field(None, description="Run folder name; default: selftalk-<time>.")
 
 
-class ImagineConfig(StrictModel):
+class ImagineConfig(RunFolders):
     """The imagination engine: personas, then imagined successes and failures, critiqued and revised, from a task description."""
 
     task: str = Field("Help a customer of an online shop get a refund or a replacement for a damaged or wrong item.",
@@ -301,11 +305,10 @@ class ImagineConfig(StrictModel):
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.9, max_new_tokens=512, seed=0))
     personas: PersonaConfig = Field(default_factory=lambda: PersonaConfig(n=16))
     critique: bool = Field(True, description="Critique and revise each imagined dialogue (False: keep the drafts).")
-    runs_dir: str = Field("runs", description="One folder per run is created under this directory.")
     run_name: str | None = Field(None, description="Run folder name; default: imagine-<time>.")
 
 
-class PipelineConfig(StrictModel):
+class PipelineConfig(RunFolders):
     """Self-training end to end: simulate (or import josh-train's trees) -> curate -> SFT -> DPO -> evaluate
     base, SFT and DPO on the same held-out tasks and seeds."""
 
@@ -326,7 +329,6 @@ class PipelineConfig(StrictModel):
                                              "model on simulate.n_tasks new training tasks, curates, trains SFT and the "
                                              "preference step from the base on everything kept so far; base and each "
                                              "round's model are evaluated (1: base, SFT and the preference step).")
-    runs_dir: str = Field("runs", description="One folder per run (and per stage) is created under this directory.")
     SHARED: ClassVar[tuple[str, ...]] = ("agent", "user", "runs_dir")  # set here once for every stage
 
     @model_validator(mode="after")

@@ -93,7 +93,7 @@ def publish_report(counts: dict[str, int], cfg: ImagineConfig, run_dir: Path) ->
 def imagine_flow(cfg: ImagineConfig = ImagineConfig()) -> ImagineReport:
     if cfg.model.spec == "embedded":
         bootstrap()
-    drawn = personas(cfg.personas)
+    drawn = personas(cfg.personas, cfg.runs_dir)
     state = imagine_dialogues(cfg, drawn, imagine_fingerprint(cfg, drawn), return_state=True)
     run_dir = new_run_dir(cfg.runs_dir, cfg.run_name or f"imagine-{datetime.now():%Y%m%d-%H%M%S}")
     counts = save_datasets(state.result(), cfg, run_dir)

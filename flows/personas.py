@@ -57,10 +57,11 @@ def save_personas(kept: list[Persona], stats: dict, run_dir: Path) -> Path:
 
 
 @flow(name="personas")
-def personas(cfg: PersonaConfig = PersonaConfig()) -> list[Persona]:
+def personas(cfg: PersonaConfig = PersonaConfig(), runs_dir: str | None = None) -> list[Persona]:
+    """The kept personas, saved with their diversity under `runs_dir` (the calling command's; None: cfg's)."""
     drawn = sample_personas(cfg.n, cfg.seed)
     if cfg.rewrite is not None:
         drawn = rewrite_personas(drawn, cfg)
     kept, stats = deduplicate_personas(drawn, cfg.near_duplicate_threshold)
-    save_personas(kept, stats, new_run_dir(cfg.runs_dir, f"personas-{datetime.now():%Y%m%d-%H%M%S}"))
+    save_personas(kept, stats, new_run_dir(runs_dir or cfg.runs_dir, f"personas-{datetime.now():%Y%m%d-%H%M%S}"))
     return kept

@@ -131,7 +131,7 @@ def selftalk_flow(cfg: SelfTalkConfig = SelfTalkConfig()) -> SelfTalkReport:
     workflow = load_workflow(cfg.workflow)
     if "embedded" in (cfg.agent.spec, cfg.user.spec, cfg.manager.spec if cfg.manager else None):
         bootstrap()
-    shard = scenarios(workflow, personas(cfg.personas), cfg.n_dialogues, cfg.seed)
+    shard = scenarios(workflow, personas(cfg.personas, cfg.runs_dir), cfg.n_dialogues, cfg.seed)
     state = selftalk_dialogues(cfg, workflow, shard, selftalk_fingerprint(cfg, workflow, shard), return_state=True)
     dialogues = state.result()
     run_dir = new_run_dir(cfg.runs_dir, cfg.run_name or f"selftalk-{datetime.now():%Y%m%d-%H%M%S}")

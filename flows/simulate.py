@@ -51,7 +51,7 @@ def simulate(cfg: SimulateConfig = SimulateConfig()) -> SimulateReport:
     if "embedded" in (cfg.agent.spec, cfg.user.spec):
         bootstrap()
     task_ids = select_tasks(cfg.benchmark, cfg.split, cfg.n_tasks, cfg.seed, cfg.task_draw)
-    scenarios = build_scenarios(cfg.benchmark, task_ids, personas(cfg.personas), cfg.personas_per_task, cfg.seed)
+    scenarios = build_scenarios(cfg.benchmark, task_ids, personas(cfg.personas, cfg.runs_dir), cfg.personas_per_task, cfg.seed)
     agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)
     shards = [scenarios[i : i + cfg.shard_size] for i in range(0, len(scenarios), cfg.shard_size)]
     fingerprints = [shard_fingerprint(cfg, shard, agent_fp, user_fp) for shard in shards]

@@ -38,7 +38,7 @@ def test_imagine_flow_makes_sft_and_dpo_rows_through_an_openai_endpoint(prefect_
     from flows.imagine import imagine_flow
 
     model = ModelConfig(spec="openai:tiny", base_url=server.url, api_key_env="SELFTRAIN_TEST_API_KEY")
-    cfg = ImagineConfig(model=model, personas=PersonaConfig(n=3, runs_dir=str(tmp_path)), runs_dir=str(tmp_path))
+    cfg = ImagineConfig(model=model, personas=PersonaConfig(n=3), runs_dir=str(tmp_path))
     report = imagine_flow(cfg)
 
     steps = [r["messages"][-1]["content"].split("\n")[0] for r in server.requests]

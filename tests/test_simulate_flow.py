@@ -26,8 +26,9 @@ def small(tmp_path_factory):
 
 
 def test_simulate_saves_every_dataset_and_reuses_finished_shards(prefect_server, tmp_path, small):
-    cfg = build_config(SimulateConfig, "simulate", [*small, f"runs_dir={tmp_path}", "personas.runs_dir=" + str(tmp_path)])
+    cfg = build_config(SimulateConfig, "simulate", [*small, f"runs_dir={tmp_path}"])
     first = simulate(cfg)
+    assert len(list(tmp_path.glob("personas-*/personas"))) == 1  # the personas it drew are saved beside its run
     assert first.shards == 2 and first.cached_shards == 0
     assert first.counts["dialogues"] == 4 and first.counts["trees"] >= 4
     run = Path(first.run_dir)
@@ -48,7 +49,7 @@ def test_shards_on_a_local_dask_cluster_of_two_workers_give_the_datasets_of_the_
     from prefect.settings import PREFECT_API_URL
 
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # what the Dask workers report to
-    same = [*small, "agent.cpu_threads=1", "user.cpu_threads=1", f"personas.runs_dir={tmp_path}"]
+    same = [*small, "agent.cpu_threads=1", "user.cpu_threads=1"]
     local = simulate(build_config(SimulateConfig, "simulate", [*same, f"runs_dir={tmp_path / 'local'}"]))
     monkeypatch.setenv("PREFECT_TASKS_REFRESH_CACHE", "true")  # the workers recompute every shard
     on_dask = simulate(build_config(SimulateConfig, "simulate", [*same, f"runs_dir={tmp_path / 'dask'}",
@@ -71,7 +72,7 @@ def test_a_cluster_runner_without_a_server_is_refused(monkeypatch):
 
 def test_killed_run_resumes_with_finished_shards_cached(tmp_path, small):
     cmd = [sys.executable, "-m", "core.cli", "simulate", *(a for s in small for a in ("--set", s)),
-           "--set", "n_tasks=6", "--set", f"runs_dir={tmp_path}", "--set", f"personas.runs_dir={tmp_path}"]
+           "--set", "n_tasks=6", "--set", f"runs_dir={tmp_path}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "first.log"
     with log.open("w") as out:
