@@ -22,6 +22,8 @@ configure_prefect()
 
 import pytest  # noqa: E402
 
+from models.base import ChatModel, Generation  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def toolwoz():
@@ -36,3 +38,25 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+
+class Scripted(ChatModel):
+    """A stand-in chat model that answers from a script: `script(prompt)`, or `script(i, prompt)` with
+    `by_position` (i: the prompt's place in the batch). Records every prompt and each call's batch size."""
+
+    PROMPT_TOKENS, COMPLETION_TOKENS = 10, 5  # reported per generation, so usage sums can be checked
+
+    def __init__(self, script, spec="scripted", by_position=False):
+        self.script, self.spec, self.by_position = script, spec, by_position
+        self.prompts, self.batches = [], []
+
+    def generate(self, prompts, sampling, n=1, tools=None):
+        self.prompts += prompts
+        self.batches.append(len(prompts))
+        answer = self.script if self.by_position else lambda _, prompt: self.script(prompt)
+        return [[Generation(answer(i, p), self.PROMPT_TOKENS, self.COMPLETION_TOKENS) for _ in range(n)]
+                for i, p in enumerate(prompts)]
+
+    def fingerprint(self):
+        return self.spec

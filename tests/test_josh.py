@@ -13,28 +13,13 @@ import pytest
 from core.config import SamplingConfig
 from core.types import Scenario, Termination
 from envs.toolwoz import ToolWOZEnv
-from models.base import ChatModel, Generation
 from tasks import harvest, josh
 from tasks.react import system_prompt
 from tasks.rollout import AgentFormat, Episode
 
+from conftest import Scripted
+
 TASK = "MUL0032.json"
-
-
-class ByPosition(ChatModel):
-    """Answers each prompt from (its position in the batch, the prompt); records batch sizes."""
-
-    spec = "scripted"
-
-    def __init__(self, script):
-        self.script, self.batches = script, []
-
-    def generate(self, prompts, sampling, n=1):
-        self.batches.append(len(prompts))
-        return [[Generation(self.script(i, p), prompt_tokens=7, completion_tokens=3)] for i, p in enumerate(prompts)]
-
-    def fingerprint(self):
-        return "scripted"
 
 
 def call(c):
@@ -64,8 +49,8 @@ def searched(toolwoz):
     task = toolwoz.tasks[TASK]
     episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
                       AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")))
-    agent = ByPosition(agent_script(toolwoz))
-    user = ByPosition(lambda i, p: f"I need a hotel and a restaurant ({len(p)})")
+    agent = Scripted(agent_script(toolwoz), by_position=True)
+    user = Scripted(lambda i, p: f"I need a hotel and a restaurant ({len(p)})", by_position=True)
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=4)], agent, user, SamplingConfig(), SamplingConfig())
     return tree, agent, user
 
@@ -80,7 +65,8 @@ def test_beam_splits_collapses_and_stops_when_everything_is_earned(searched):
     assert tree.dialogue.messages == tree.nodes[7].messages  # the dialogue is the golden path
     # all live leaves in one call per step: agent [2 leaves], [4], [the caller's follow-up], [2], [follow-up]
     assert agent.batches == [2, 4, 1, 2, 1] and user.batches == [1, 2, 1]
-    assert tree.agent_usage.prompt_tokens == 7 * sum(agent.batches) and tree.user_usage.completion_tokens == 3 * 4
+    assert tree.agent_usage.prompt_tokens == Scripted.PROMPT_TOKENS * sum(agent.batches)
+    assert tree.user_usage.completion_tokens == Scripted.COMPLETION_TOKENS * 4
 
 
 def test_siblings_share_their_prompt_and_pairs_prefer_the_rewarded_turn(searched):
@@ -130,8 +116,8 @@ def test_beam_one_is_plain_role_play(toolwoz):
     task = toolwoz.tasks[TASK]
     episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
                       AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")), max_messages=5)
-    agent = ByPosition(lambda i, p: "SPEAK ok <COMMAND_END>")
-    user = ByPosition(lambda i, p: "hello")
+    agent = Scripted(lambda i, p: "SPEAK ok <COMMAND_END>", by_position=True)
+    user = Scripted(lambda i, p: "hello", by_position=True)
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=1)], agent, user, SamplingConfig(), SamplingConfig())
     assert agent.batches == [1, 1, 1] and not any(n.is_successful for n in tree.nodes)
     assert tree.dialogue.outcome.termination == Termination.turn_cap and harvest.preference_pairs(tree) == []
@@ -145,9 +131,9 @@ def test_a_partly_successful_tree_gives_its_path_up_to_the_last_earned_sub_goal(
     episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
                       AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")), max_messages=12)
     script = agent_script(toolwoz)
-    agent = ByPosition(lambda i, p: "SPEAK How can I help? <COMMAND_END>"
-                       if "search_restaurant" in script(i, p) else script(i, p))
-    user = ByPosition(lambda i, p: f"I need a hotel and a restaurant ({len(p)})")
+    agent = Scripted(lambda i, p: "SPEAK How can I help? <COMMAND_END>"
+                     if "search_restaurant" in script(i, p) else script(i, p), by_position=True)
+    user = Scripted(lambda i, p: f"I need a hotel and a restaurant ({len(p)})", by_position=True)
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=4)], agent, user, SamplingConfig(), SamplingConfig())
     assert tree.dialogue.outcome.reward == 0.5 and not any(n.is_golden for n in tree.nodes)
     system = system_prompt(toolwoz.tool_schemas, "compact")

@@ -7,26 +7,10 @@ import pytest
 from core.config import SamplingConfig
 from core.types import Scenario, Termination
 from envs.toolwoz import ToolWOZEnv, oracle_reward
-from models.base import ChatModel, Generation
 from tasks.react import system_prompt
 from tasks.rollout import RETRIES_EXHAUSTED, AgentFormat, Episode, run_episodes
 
-
-class Scripted(ChatModel):
-    """Plays a fixed script per conversation; records the batch sizes it was called with."""
-
-    spec = "scripted"
-
-    def __init__(self, script):
-        self.script = script  # (prompt messages) -> text
-        self.batches = []
-
-    def generate(self, prompts, sampling, n=1):
-        self.batches.append(len(prompts))
-        return [[Generation(self.script(p), prompt_tokens=10, completion_tokens=5) for _ in range(n)] for p in prompts]
-
-    def fingerprint(self):
-        return "scripted"
+from conftest import Scripted
 
 
 def _episode(toolwoz, task, **kw):
@@ -91,7 +75,7 @@ def test_agent_that_never_speaks_runs_out_of_retries_and_the_talk_stops(toolwoz)
     d = e.to_dialogue()
     assert d.outcome.termination == Termination.agent_retries_exhausted
     assert [m.content for m in e.visible] == ["are you there?", RETRIES_EXHAUSTED]
-    assert d.outcome.api_calls == 0 and d.outcome.prompt_tokens == 10 * (1 + 2)
+    assert d.outcome.api_calls == 0 and d.outcome.prompt_tokens == Scripted.PROMPT_TOKENS * (1 + 2)
 
 
 def test_turn_cap_stops_the_talk_after_the_agent_answers_the_last_message(toolwoz):

@@ -13,10 +13,11 @@ from core.types import Persona, Scenario, Termination
 from envs.workflows import load_workflow
 from envs.workflows.progress import completed_steps, depth, rouge_l
 from envs.workflows.workflow import WORKFLOWS_DIR
-from models.base import ChatModel, Generation
 from quality.dialogue_table import dialogue_table
 from quality.metrics import text_diversity
 from tasks import selftalk
+
+from conftest import Scripted
 
 SAMPLING = {"agent": SamplingConfig(), "client": SamplingConfig(), "manager": SamplingConfig()}
 
@@ -42,20 +43,6 @@ steps:
   4:
     say: Delivery takes three days.
 """
-
-
-class Scripted(ChatModel):
-    """Answers each prompt with `script(prompt)`; records every prompt."""
-
-    def __init__(self, script, spec="scripted"):
-        self.script, self.spec, self.prompts = script, spec, []
-
-    def generate(self, prompts, sampling, n=1):
-        self.prompts += prompts
-        return [[Generation(self.script(p), 1, 1) for _ in range(n)] for p in prompts]
-
-    def fingerprint(self):
-        return self.spec
 
 
 def obedient_agent(prompt) -> str:

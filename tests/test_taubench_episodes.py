@@ -11,11 +11,13 @@ from envs.taubench.data import load_tasks
 from envs.taubench.env import TauEnv
 from envs.taubench.retail import WRITES
 from envs.taubench.user import agenda, scripted_turn
-from models.base import ChatModel, FunctionCall, Generation
+from models.base import FunctionCall, Generation
 from quality.metrics import pass_hat_k
 from tasks import function_calling, harvest
 from tasks.benchmarks import agent_format, benchmark, episode
 from tasks.rollout import run_episodes
+
+from conftest import Scripted
 
 
 def _write_task():
@@ -91,22 +93,6 @@ def test_the_written_view_shows_native_calls_as_text_for_training_a_local_model(
     written = function_calling.agent_view("sys", record, native=False)
     assert json.loads(written[2].content.removeprefix("<tool_call>").removesuffix("</tool_call>"))["name"] == "calculate"
     assert written[3] == Message(role="user", content="<tool_response>\n6\n</tool_response>")
-
-
-class Scripted(ChatModel):
-    """A stand-in model that answers from a script (a scripted agent and customer, so the episode is checked)."""
-
-    spec = "scripted"
-
-    def __init__(self, script):
-        self.script, self.prompts = script, []
-
-    def generate(self, prompts, sampling, n=1):
-        self.prompts += prompts
-        return [[Generation(self.script(p), 3, 2)] for p in prompts]
-
-    def fingerprint(self):
-        return "scripted"
 
 
 @pytest.mark.parametrize("fmt", ["react", "tools"])
