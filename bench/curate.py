@@ -23,7 +23,7 @@ from core.types import Dialogue, Message, Outcome, Scenario, Termination
 from quality.dialogue_table import batch_summary, dialogue_table
 from quality.suites import load_suite
 from quality.validation import check_batch, filter_rows
-from tasks.react import format_speak
+from formats.react import format_speak
 
 WORDS = "hotel train restaurant cheap north south centre moderate expensive friday monday people night book".split()
 

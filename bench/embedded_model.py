@@ -31,17 +31,18 @@ from pathlib import Path
 from core.config import ModelConfig, SamplingConfig
 from core.types import Scenario
 
-from envs.toolwoz import ToolWOZEnv, load_toolwoz, oracle_reward
+from envs.toolwoz.data import load_toolwoz
+from envs.toolwoz.env import ToolWOZEnv, oracle_reward
 from envs.toolwoz.agenda import conveyed_values
 from envs.toolwoz.diagnostics import api_accuracy, copy_rate
-from envs.toolwoz.scripted_agent import play_scripted
+from roleplay.scripted_agent import play_scripted
 from envs.toolwoz.tools import same_call, validation_error
 from envs.toolwoz.transcripts import human_dialogues
-from models import load_model
+from models.loading import load_model
 from models.embedded import embedded_model_dir
-from tasks.react import agent_view, parse_action, system_prompt
-from tasks.rollout import AgentFormat, Episode, run_episodes
-from tasks.users import AgendaUser
+from formats.react import agent_view, parse_action, system_prompt
+from roleplay.rollout import AgentFormat, Episode, run_episodes
+from roleplay.users import AgendaUser
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=96)
 SAMPLED = SamplingConfig(temperature=1.0, max_new_tokens=96, seed=0)

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from core.config import ModelConfig, SimulateConfig
-from envs.toolwoz import load_toolwoz
-from models import load_model
+from envs.toolwoz.data import load_toolwoz
+from models.loading import load_model
 from models.base import ChatModel
 from models.embedded import embedded_model_dir
-from tasks import josh
-from tasks.benchmarks import agent_format, benchmark, episode
+from roleplay import josh
+from roleplay.benchmarks import agent_format, benchmark, episode
 
 
 class OneCallPerLeaf(ChatModel):

@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 from core.config import ModelConfig, SimulateConfig
-from envs.toolwoz import load_toolwoz
-from models import load_model
+from envs.toolwoz.data import load_toolwoz
+from models.loading import load_model
 from models.embedded import embedded_model_dir
-from tasks import josh
-from tasks.benchmarks import agent_format, benchmark, episode
-from tasks.users import AgendaUser
+from roleplay import josh
+from roleplay.benchmarks import agent_format, benchmark, episode
+from roleplay.users import AgendaUser
 
 
 class ForwardMeter:

@@ -24,7 +24,7 @@ from core.records import read_jsonl
 
 def per_domain(run_dir: str) -> dict[str, float]:
     """Success rate per domain of the task's goals (a multi-domain task counts in each of its domains)."""
-    from envs.toolwoz import load_toolwoz
+    from envs.toolwoz.data import load_toolwoz
 
     data, wins = load_toolwoz(), defaultdict(list)
     for d in read_jsonl(Path(run_dir) / "dialogues.jsonl"):
@@ -35,7 +35,7 @@ def per_domain(run_dir: str) -> dict[str, float]:
 
 def diagnostics(run_dir: str) -> dict[str, float]:
     """How often the agent's next call carried a value the customer said, and per API the share of right calls."""
-    from envs.toolwoz import load_toolwoz
+    from envs.toolwoz.data import load_toolwoz
     from envs.toolwoz.diagnostics import api_accuracy, copy_rate
 
     data, dialogues = load_toolwoz(), read_jsonl(Path(run_dir) / "dialogues.jsonl")

@@ -12,7 +12,7 @@ import time
 
 os.environ["SELFTRAIN_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-toolwoz-")
 
-from envs.toolwoz import load_toolwoz  # noqa: E402
+from envs.toolwoz.data import load_toolwoz  # noqa: E402
 
 
 def timed() -> float:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from core.paths import PROJECT_ROOT
@@ -15,32 +18,77 @@ def stable_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(dumped, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def code_hash(*paths: str) -> str:
-    """Hash of the project source files (or whole packages) a result depends on.
+def code_fingerprint(*modules: str, root: Path | None = None) -> str:
+    """Hash of the code of these project modules and of every project module they import, transitively.
 
-    Read from disk, not imported, so hashing costs no import of torch or transformers. A
-    cached result is stale when any of these files changed, comments included: cheap to
-    recompute beats silently reusing output of old logic.
+    The code that made a cached result is read from the import graph, so no list of files can
+    drift from it. Modules are read with `ast`, not imported (no torch import to hash a key),
+    and hashed without docstrings, comments or layout: rewording a message in a docstring or
+    a comment reuses every cache, while any change to code (string constants included)
+    recomputes what depends on it.
     """
-    files = []
-    for rel in paths:
-        path = PROJECT_ROOT / rel
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    return stable_hash([(str(f.relative_to(PROJECT_ROOT)), f.read_text()) for f in files])
+    root = root or PROJECT_ROOT
+    return stable_hash([(name, _read(_file(name, root))[0]) for name in module_closure(*modules, root=root)])
 
 
-# What each cached artefact is made by; one list per artefact, kept here so they stay in sync.
-ENV_CODE = ("envs/toolwoz",)
-FORMAT_CODE = ("tasks/react.py", "tasks/user_sim.py")
-CORPUS_CODE = (*ENV_CODE, *FORMAT_CODE)
-EMBEDDED_MODEL_CODE = (*FORMAT_CODE, "envs/toolwoz/substitution.py", "models/pretrain.py", "models/embedded.py")  # plus the corpus's content
-# how a model answers (not how it was trained: its weights are hashed on their own)
-GENERATION_CODE = ("models/__init__.py", "models/base.py", "models/embedded.py", "models/hf_backend.py", "models/openai_backend.py")
-SIMULATION_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/benchmarks.py", "tasks/function_calling.py", "tasks/rollout.py", "tasks/users.py", "tasks/stops.py", "tasks/evaluation.py",
-                   *GENERATION_CODE, "core/types.py")
-JOSH_CODE = (*SIMULATION_CODE, "tasks/josh.py")
-QUALITY_CODE = ("quality", "tasks/harvest.py", "tasks/stops.py", *ENV_CODE, *FORMAT_CODE)  # plus the suites' content
-TRAINING_CODE = ("models/training.py", "models/hf_backend.py")  # plus the base's weights, the rows and the config
-SELFTALK_CODE = ("envs/workflows", "tasks/selftalk.py", "tasks/react.py", "tasks/stops.py", *GENERATION_CODE, "core/types.py")
-IMAGINE_CODE = ("tasks/imagine.py", *GENERATION_CODE, "core/types.py")
-IMPORT_CODE = (*ENV_CODE, *FORMAT_CODE, "tasks/harvest.py", "core/types.py")  # josh-train's trees, replayed here
+def module_closure(*modules: str, root: Path | None = None) -> list[str]:
+    """The modules, their packages (Python runs each `__init__` on the way) and what they import, sorted."""
+    root = root or PROJECT_ROOT
+    seen: set[str] = set()
+    todo = [m for name in modules for m in _with_packages(name)]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _file(name, root)
+        if path is None:
+            raise ValueError(f"{name!r} is not a module of the project under {root}")
+        seen.add(name)
+        for imported in _read(path)[1]:
+            todo += [m for m in _with_packages(_resolve(imported, name, path, root)) if _file(m, root)]
+    return sorted(seen)
+
+
+def _with_packages(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _file(name: str, root: Path) -> Path | None:
+    base = root.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _resolve(imported: tuple[int, str, str], importer: str, path: Path, root: Path) -> str:
+    """`from a import b` names module a.b when there is one, else a (b is a name in it)."""
+    level, module, name = imported
+    if level:
+        package = importer if path.name == "__init__.py" else importer.rpartition(".")[0]
+        package = ".".join(package.split(".")[: len(package.split(".")) - level + 1])
+        module = f"{package}.{module}" if module else package
+    if name and _file(f"{module}.{name}", root):
+        return f"{module}.{name}"
+    return module
+
+
+def _read(path: Path) -> tuple[str, tuple[tuple[int, str, str], ...]]:
+    stat = path.stat()
+    return _parse(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4096)
+def _parse(path: Path, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[int, str, str], ...]]:
+    """A module's code without docstrings (ast.dump drops comments and line numbers), and its imports."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    imports = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports += [(0, alias.name, "") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            imports += [(node.level, node.module or "", alias.name) for alias in node.names]
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(node, clean=False) is not None:
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree), tuple(imports)

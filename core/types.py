@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+class StrictModel(BaseModel):
+    """A config: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 class Frozen(BaseModel):
@@ -69,7 +76,7 @@ class Termination(str, Enum):
     user_ended = "user_ended"  # the user simulator wrote its end marker
     turn_cap = "turn_cap"
     empty_output = "empty_output"  # either side generated nothing
-    non_coherent = "non_coherent"  # a reply looped (see tasks.stops)
+    non_coherent = "non_coherent"  # a reply looped (see formats.stops)
     role_flip = "role_flip"  # the user simulator wrote agent actions
     agent_retries_exhausted = "agent_retries_exhausted"  # no SPEAK within the agent's step budget
     all_rewards_earned = "all_rewards_earned"  # JOSH: nothing left to earn, the conversation is cut there
@@ -139,3 +146,23 @@ class PreferencePair(Frozen):
     prompt: tuple[Message, ...]  # the shared prefix, in the agent's record format
     chosen: Message
     rejected: Message
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """A tool call a backend returned natively (OpenAI `tool_calls`): arguments as the model wrote them, unparsed,
+    so that malformed JSON reaches the agent format's parser and becomes an error the agent sees."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled reply with the tokens it cost, so runs can report usage per model."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    tool_calls: tuple[FunctionCall, ...] = ()  # native function calling only

@@ -12,7 +12,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from core.cache import touch
-from core.config import BootstrapConfig
+from models.bootstrap_config import BootstrapConfig
 from models.embedded import embedded_model_dir
 
 

@@ -14,9 +14,9 @@ from core.config import EvalConfig
 from core.paths import new_run_dir
 from core.types import Dialogue
 from flows.bootstrap import bootstrap
-from models import model_fingerprint
+from models.specs import model_fingerprint
 from tasks.runners import task_runner
-from tasks.users import user_fingerprint
+from roleplay.users import user_fingerprint
 from quality.metrics import EvalReport, ceiling, evaluation_metrics, pass_hat_k
 from tasks.evaluation import (
     oracle_rewards,

@@ -16,14 +16,15 @@ from pydantic import BaseModel
 
 from core import records
 from core.config import ImagineConfig
-from core.fingerprint import IMAGINE_CODE, code_hash, stable_hash
+from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import new_run_dir
 from core.types import Message, Persona
 from flows.bootstrap import bootstrap
 from flows.personas import personas
-from models import load_model, model_fingerprint
-from tasks import harvest, imagine
-from tasks.imagine import Imagined
+from models.loading import load_model
+from models.specs import model_fingerprint
+from roleplay import harvest, imagine
+from roleplay.imagine import Imagined
 from tasks.retries import ENDPOINT_RETRIES
 
 
@@ -35,7 +36,7 @@ class ImagineReport(BaseModel):
 
 def imagine_fingerprint(cfg: ImagineConfig, drawn: list[Persona]) -> str:
     return stable_hash("imagine", model_fingerprint(cfg.model), cfg.model_dump(include={"task", "criteria", "sampling",
-                       "critique"}), [p.id for p in drawn], code_hash(*IMAGINE_CODE))
+                       "critique"}), [p.id for p in drawn], code_fingerprint("roleplay.imagine"))
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)

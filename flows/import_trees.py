@@ -11,12 +11,12 @@ from prefect import flow, task
 from pydantic import BaseModel
 
 from core.config import SimulateConfig
-from core.fingerprint import IMPORT_CODE, code_hash, stable_hash
+from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import new_run_dir
 from core.types import JoshTree
-from envs.toolwoz import load_toolwoz
+from envs.toolwoz.data import load_toolwoz
 from envs.toolwoz.data import data_version
-from tasks import harvest
+from roleplay import harvest
 from tasks.simulation import harvest_datasets
 
 
@@ -27,7 +27,7 @@ class ImportReport(BaseModel):
     cached: bool  # the replayed trees were read from storage
 
 
-@task(cache_key_fn=lambda *_: stable_hash("shipped-trees", data_version(), code_hash(*IMPORT_CODE)))
+@task(cache_key_fn=lambda *_: stable_hash("shipped-trees", data_version(), code_fingerprint("roleplay.harvest")))
 def shipped_trees() -> list[JoshTree]:
     """Every shipped tree, replayed here for its reward; cached on the data package and the replay code."""
     return harvest.import_shipped_trees(load_toolwoz())

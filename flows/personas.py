@@ -17,8 +17,8 @@ from core.config import PersonaConfig
 from core.fingerprint import stable_hash
 from core.paths import new_run_dir
 from core.types import Persona
-from models import load_model
-from tasks import personas as grid
+from models.loading import load_model
+from roleplay import personas as grid
 from tasks.retries import ENDPOINT_RETRIES
 
 

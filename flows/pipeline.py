@@ -28,7 +28,7 @@ from flows.import_trees import import_josh_trees
 from flows.selftalk import selftalk_flow
 from flows.simulate import simulate
 from flows.train import Adapter, preference, sft
-from tasks.benchmarks import benchmark
+from roleplay.benchmarks import benchmark
 from tasks.comparison import publish_comparison
 from tasks.training import kept_so_far
 

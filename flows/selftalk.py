@@ -18,17 +18,18 @@ from pydantic import BaseModel
 
 from core import records
 from core.config import SelfTalkConfig
-from core.fingerprint import SELFTALK_CODE, code_hash, stable_hash
+from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import new_run_dir
 from core.types import Dialogue, Message, Persona, Scenario
 from envs.workflows import Workflow, load_workflow
 from flows.bootstrap import bootstrap
 from flows.personas import personas
-from models import load_model, model_fingerprint
+from models.loading import load_model
+from models.specs import model_fingerprint
 from quality.dialogue_table import ENDED_PROPERLY, character_consistency
 from quality.metrics import text_diversity
-from tasks import selftalk
-from tasks.harvest import chat
+from roleplay import selftalk
+from roleplay.harvest import chat
 from tasks.run_report import publish_metrics
 from tasks.retries import ENDPOINT_RETRIES
 
@@ -55,7 +56,7 @@ def selftalk_fingerprint(cfg: SelfTalkConfig, workflow: Workflow, shard: list[Sc
     settings = cfg.model_dump(include={"agent_sampling", "user_sampling", "manager_sampling", "max_turns", "end_phrases",
                                        "subgoal_threshold", "off_script", "guided"})
     return stable_hash("selftalk", models, settings, workflow, [s.model_dump(mode="json") for s in shard],
-                       code_hash(*SELFTALK_CODE))
+                       code_fingerprint("roleplay.selftalk"))
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)

@@ -16,8 +16,8 @@ from core.paths import new_run_dir
 from core.types import JoshTree, Scenario
 from flows.bootstrap import bootstrap
 from flows.personas import personas
-from models import model_fingerprint
-from tasks.users import user_fingerprint
+from models.specs import model_fingerprint
+from roleplay.users import user_fingerprint
 from tasks.evaluation import select_tasks
 from tasks.runners import task_runner
 from tasks.simulation import (

@@ -4,31 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from core.config import SamplingConfig
-from core.types import Message
-
-
-@dataclass(frozen=True)
-class FunctionCall:
-    """A tool call a backend returned natively (OpenAI `tool_calls`): arguments as the model wrote them, unparsed,
-    so that malformed JSON reaches the agent format's parser and becomes an error the agent sees."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One sampled reply with the tokens it cost, so runs can report usage per model."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    tool_calls: tuple[FunctionCall, ...] = ()  # native function calling only
+from core.types import Generation, Message
 
 
 class ChatModel(ABC):

@@ -16,8 +16,9 @@ from transformers.cache_utils import Cache, DynamicLayer
 from core.config import ModelConfig, SamplingConfig
 from core.errors import ModelSpecError
 from core.types import Message
-from models import hf_source, model_fingerprint
-from models.base import ChatModel, Generation
+from models.specs import hf_source, model_fingerprint
+from core.types import Generation
+from models.base import ChatModel
 
 
 def load_causal_lm(name_or_path: str, load_in_4bit: bool, device: str):

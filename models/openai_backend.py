@@ -27,8 +27,9 @@ from openai.types.chat import ChatCompletion
 from core.config import ModelConfig, SamplingConfig
 from core.errors import EndpointError
 from core.types import Message
-from models import model_fingerprint, parse_spec
-from models.base import ChatModel, FunctionCall, Generation
+from models.specs import model_fingerprint, parse_spec
+from core.types import FunctionCall, Generation
+from models.base import ChatModel
 
 RETRY_BASE_S = 1.0  # first backoff delay; doubles per retry
 RETRY_CAP_S = 30.0  # no single wait is longer than this

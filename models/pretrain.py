@@ -13,20 +13,22 @@ same budget in about a minute, 2 shared CPU cores in about 45). A wall-clock cap
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from core.config import BootstrapConfig
 from core.errors import ConfigError
 from core.types import Dialogue, Message
-from tasks import react, user_sim
+from formats import react, user_sim
+from models.bootstrap_config import BootstrapConfig
+from models.tokenizer import build_tokenizer, cased_words
 
 IGNORE = -100
 _VIEW_TOKENS = 8  # a system prompt's first tokens tell the agent's view from the customer's
@@ -260,7 +262,6 @@ def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) 
 
 def train_embedded(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: BootstrapConfig, out: Path) -> TrainReport:
     """Tokenizer, model and training from scratch; saves a standard Hugging Face model dir at `out`."""
-    from models.embedded import build_tokenizer, cased_words
 
     views = training_set(dialogues, tool_schemas, cfg)
     texts = (m.content for view in views for m in view)
@@ -273,3 +274,23 @@ def train_embedded(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: Boo
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return report
+
+
+def build(cfg: BootstrapConfig, corpus_path: Path, out: Path) -> None:
+    """The embedded model into `out`: the human transcripts (a share with swapped values), trained, with a report.
+
+    This module's import closure is the model's code fingerprint (`models/embedded.py`), so the
+    build's messages live there, not here.
+    """
+    from core.records import read_jsonl
+    from envs.toolwoz.data import load_toolwoz
+    from envs.toolwoz.substitution import substitute_corpus, value_pools
+
+    data, human = load_toolwoz(), read_jsonl(corpus_path)
+    corpus = substitute_corpus(human, value_pools(data, cfg.substitute_pool), cfg.substitute_share, cfg.seed)
+    report = train_embedded(corpus, data.tool_schemas, cfg, out)
+    (out / "bootstrap.json").write_text(
+        json.dumps({"config": cfg.model_dump(), "device": device(), "bf16": use_bf16(cfg, device()),
+                    "dialogues": len(corpus), "substituted": sum(a is not b for a, b in zip(human, corpus)),
+                    **asdict(report), "tokens_per_s": report.tokens_per_s}, indent=1)
+    )

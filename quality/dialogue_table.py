@@ -18,9 +18,9 @@ import pandas as pd
 from core.types import Dialogue, Message, Termination
 from envs.taubench.user import STOP as TAU_STOP
 from quality.near_duplicates import cluster_near_duplicates
-from tasks import react, stops
-from tasks.harvest import is_error_message
-from tasks.user_sim import END_MARKER
+from formats import react, stops
+from roleplay.harvest import is_error_message
+from formats.user_sim import END_MARKER
 
 ENDED_PROPERLY = {Termination.user_ended, Termination.all_rewards_earned, Termination.conversation_end,
                   Termination.transferred}

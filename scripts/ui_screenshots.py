@@ -43,7 +43,7 @@ def main() -> None:
     configure_prefect()
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    from core import ops
+    from cli import ops
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

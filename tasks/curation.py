@@ -21,9 +21,9 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from core import records
 from core.config import CurateConfig
 from core.errors import DataMissingError
-from core.fingerprint import QUALITY_CODE, code_hash, stable_hash
+from core.fingerprint import code_fingerprint, stable_hash
 from core.types import Dialogue
-from envs.toolwoz import load_toolwoz
+from envs.toolwoz.data import load_toolwoz
 from envs.toolwoz.agenda import conveyed_values
 from quality.dialogue_table import batch_summary, dialogue_table
 from quality.judge import persona_scores
@@ -53,12 +53,12 @@ def source_dialogues(source: str) -> list[Dialogue]:
 
 
 def curate_fingerprint(cfg: CurateConfig, suites: list[Suite]) -> str:
-    from models import model_fingerprint
+    from models.specs import model_fingerprint
 
     content = hashlib.sha256(source_file(cfg.source).read_bytes()).hexdigest()
     judge = model_fingerprint(cfg.judge) if cfg.judge else None
     return stable_hash("curate", content, [s.model_dump(exclude={"path"}) for s in suites], cfg.near_duplicate_threshold,
-                       judge, cfg.judge_sampling, code_hash(*QUALITY_CODE))
+                       judge, cfg.judge_sampling, code_fingerprint(__name__))
 
 
 def toolwoz_goal(dialogues: list[Dialogue]):
@@ -76,7 +76,7 @@ def measure_and_filter(cfg: CurateConfig, dialogues: list[Dialogue], suites: lis
     """The metric table and what every suite entry found in it."""
     judged = None
     if cfg.judge:
-        from models import load_model
+        from models.loading import load_model
 
         judge = load_model(cfg.judge)
         try:

@@ -20,13 +20,13 @@ from prefect.artifacts import (
 
 from core import records
 from core.config import EvalConfig, RolePlayConfig
-from core.fingerprint import SIMULATION_CODE, code_hash, stable_hash
+from core.fingerprint import code_fingerprint, stable_hash
 from core.types import Dialogue
 from quality.metrics import EvalReport
-from tasks import rollout
-from tasks.benchmarks import agent_format, benchmark, episode
+from roleplay import rollout
+from roleplay.benchmarks import agent_format, benchmark, episode
 from tasks.retries import ENDPOINT_RETRIES
-from tasks.users import loaded_roles
+from roleplay.users import loaded_roles
 
 
 @task
@@ -42,7 +42,7 @@ def select_tasks(bench: str, split: str, n: int, seed: int, draw: int = 0) -> li
 
 
 @task(cache_key_fn=lambda _, p: stable_hash("oracle", p["bench"], p["split"], benchmark(p["bench"]).data_version(),
-                                            code_hash("tasks/benchmarks.py", *benchmark(p["bench"]).code)))
+                                            code_fingerprint("roleplay.benchmarks")))
 def oracle_rewards(bench: str, split: str) -> dict[str, float]:
     """Replay every task's ground truth: the per-task reward ceiling of the split."""
     found = benchmark(bench)
@@ -63,7 +63,7 @@ def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: s
                                        "max_messages", "max_agent_steps"})
     bench = benchmark(cfg.benchmark)
     return stable_hash("simulate", agent_fp, user_fp, settings, task_ids, bench.data_version(),
-                       code_hash(*SIMULATION_CODE, *bench.code), *([trial] if trial else []))
+                       code_fingerprint(__name__), *([trial] if trial else []))
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)

@@ -17,11 +17,11 @@ from prefect import get_run_logger, task
 
 from core import records
 from core.config import ModelConfig, SimulateConfig
-from core.fingerprint import JOSH_CODE, code_hash, stable_hash
+from core.fingerprint import code_fingerprint, stable_hash
 from core.types import JoshTree, Persona, Scenario, Usage
-from tasks import harvest, josh
-from tasks.benchmarks import agent_format, benchmark, episode
-from tasks.users import loaded_roles
+from roleplay import harvest, josh
+from roleplay.benchmarks import agent_format, benchmark, episode
+from roleplay.users import loaded_roles
 from tasks.run_report import publish_metrics
 from tasks.retries import ENDPOINT_RETRIES
 
@@ -41,7 +41,7 @@ def shard_fingerprint(cfg: SimulateConfig, shard: list[Scenario], agent_fp: str,
                                        "max_messages", "max_agent_steps", "beam_size"})
     bench = benchmark(cfg.benchmark)
     return stable_hash("josh", agent_fp, user_fp, settings, [s.model_dump(mode="json") for s in shard],
-                       bench.data_version(), code_hash(*JOSH_CODE, *bench.code))
+                       bench.data_version(), code_fingerprint(__name__))
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="simulate-shard-{index}", **ENDPOINT_RETRIES)

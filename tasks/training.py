@@ -15,10 +15,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from core.config import ModelConfig, PreferenceConfig, SFTConfig
-from core.fingerprint import TRAINING_CODE, code_hash, stable_hash
+from core.fingerprint import code_fingerprint, stable_hash
 from core.cache import touch
 from core.paths import cache_dir
-from models import model_fingerprint, weights_source
+from models.specs import model_fingerprint, weights_source
 from models.training import ADAPTER, TrainReport, train_preferences, train_sft, trained
 
 
@@ -48,7 +48,7 @@ def kept_so_far(curated_runs: list[Path], name: str) -> Path:
 def adapter_fingerprint(kind: str, base: ModelConfig, data_fp: str, cfg: SFTConfig | PreferenceConfig,
                         parent: str | None = None) -> str:
     return stable_hash(kind, model_fingerprint(base.model_copy(update={"adapter": None})), data_fp, cfg, parent,
-                       code_hash(*TRAINING_CODE))
+                       code_fingerprint(__name__))
 
 
 def adapter_dir(kind: str, fingerprint: str) -> Path:

@@ -22,12 +22,13 @@ configure_prefect()
 
 import pytest  # noqa: E402
 
-from models.base import ChatModel, Generation  # noqa: E402
+from core.types import Generation  # noqa: E402
+from models.base import ChatModel  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def toolwoz():
-    from envs.toolwoz import load_toolwoz
+    from envs.toolwoz.data import load_toolwoz
 
     return load_toolwoz()
 

@@ -7,14 +7,14 @@ import pytest
 
 from core.config import SamplingConfig
 from core.types import Message, Persona, Scenario
-from envs.toolwoz import ToolWOZEnv, oracle_reward
+from envs.toolwoz.env import ToolWOZEnv, oracle_reward
 from envs.toolwoz.agenda import Agenda, Catalog, Style, conveyed, goal_values
 from envs.toolwoz.data import DomainGoal, ToolWOZTask
-from envs.toolwoz.scripted_agent import QUESTIONS, play_scripted
-from tasks.react import system_prompt
-from tasks.rollout import AgentFormat, Episode
-from tasks.user_sim import END_MARKER
-from tasks.users import AgendaUser
+from roleplay.scripted_agent import QUESTIONS, play_scripted
+from formats.react import system_prompt
+from roleplay.rollout import AgentFormat, Episode
+from formats.user_sim import END_MARKER
+from roleplay.users import AgendaUser
 
 GOAL = ToolWOZTask(
     id="handmade",

@@ -5,7 +5,7 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from core.config import BootstrapConfig
+from models.bootstrap_config import BootstrapConfig
 from flows.bootstrap import bootstrap
 
 FEW_STEPS = BootstrapConfig(max_steps=3, max_dialogues=6, vocab_size=512, hidden=128, layers=2, heads=2,

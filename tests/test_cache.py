@@ -6,7 +6,7 @@ import time
 import pytest
 
 from core import cache
-from core.cli import main
+from cli.main import main
 from core.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ HIDE_JOSH_TRAIN = (
     "    if name == 'josh-train': raise m.PackageNotFoundError(name)\n"
     "    return real(name)\n"
     "m.distribution = distribution\n"
-    "from core.cli import main; raise SystemExit(main(['evaluate']))\n"
+    "from cli.main import main; raise SystemExit(main(['evaluate']))\n"
 )
 
 
@@ -28,7 +28,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return _run("-m", "core.cli", "evaluate", *args)
+    return _run("-m", "cli.main", "evaluate", *args)
 
 
 @pytest.fixture
@@ -73,10 +73,10 @@ def test_bad_input_gets_one_clear_line_and_exit_2(case, expected, bad_yaml):
         "unknown key": lambda: _cli("--set", "agent.temprature=0.3"),
         "malformed yaml": lambda: _cli("--preset", bad_yaml),
         "josh-train missing": lambda: _run("-c", HIDE_JOSH_TRAIN),
-        "bootstrap key": lambda: _run("-m", "core.cli", "bootstrap", "--set", "budjet_s=3"),
-        "bootstrap shape": lambda: _run("-m", "core.cli", "bootstrap", "--set", "hidden=256", "--set", "heads=3"),
-        "curate source": lambda: _run("-m", "core.cli", "curate", "--set", f"source={bad_yaml}.missing"),
-        "curate suite": lambda: _run("-m", "core.cli", "curate", "--set", f"source={_run_folder(bad_yaml)}",
+        "bootstrap key": lambda: _run("-m", "cli.main", "bootstrap", "--set", "budjet_s=3"),
+        "bootstrap shape": lambda: _run("-m", "cli.main", "bootstrap", "--set", "hidden=256", "--set", "heads=3"),
+        "curate source": lambda: _run("-m", "cli.main", "curate", "--set", f"source={bad_yaml}.missing"),
+        "curate suite": lambda: _run("-m", "cli.main", "curate", "--set", f"source={_run_folder(bad_yaml)}",
                                      "--set", f"suites=[{_bad_suite(bad_yaml)}]"),
         "benchmark split": lambda: _cli("--set", "benchmark=airline", "--set", "split=train"),
     }[case]()
@@ -94,7 +94,7 @@ def test_help_lists_the_commands_and_options():
 def test_pipeline_help_shows_every_knob():
     from core.config import PipelineConfig, knobs
 
-    result = _run("-m", "core.cli", "pipeline", "--help")
+    result = _run("-m", "cli.main", "pipeline", "--help")
     keys = [line.split()[0] for line in knobs(PipelineConfig)]
     assert result.returncode == 0 and len(keys) > 100
     for key in ("preference.beta", "sft.lora_r", "simulate.beam_size", "evaluation.n_tasks", "suites", "user.spec"):

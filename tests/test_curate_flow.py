@@ -22,7 +22,7 @@ from quality.dialogue_table import dialogue_table
 from quality.suites import load_suite
 from quality.validation import filter_rows
 from tasks.curation import curate_fingerprint, measure_and_filter
-from tasks.react import format_speak
+from formats.react import format_speak
 
 
 def _dialogue(task: str, reward: float, error: bool = False) -> Dialogue:

@@ -2,7 +2,7 @@
 
 from core.types import Dialogue, Message, Outcome, Scenario, ToolCall
 from envs.toolwoz.diagnostics import api_accuracy, copied_values, copy_rate
-from tasks.react import format_call
+from formats.react import format_call
 
 TASK = "MUL0032.json"  # a moderate hotel in the centre, then a moderate chinese restaurant in the centre
 

@@ -4,7 +4,7 @@ import fsspec
 import huggingface_hub.constants
 import pytest
 
-from core.cli import main
+from cli.main import main
 from core.errors import ConfigError, EndpointError
 from core.export import export
 

@@ -1,7 +1,7 @@
 """josh-train's shipped Llama-3 JOSH trees go through the same builders as ours."""
 
-from tasks import harvest
-from tasks.react import system_prompt
+from roleplay import harvest
+from formats.react import system_prompt
 
 
 def test_shipped_trees_import_into_sft_and_pairs(toolwoz):

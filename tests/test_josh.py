@@ -12,10 +12,10 @@ import pytest
 
 from core.config import SamplingConfig
 from core.types import Scenario, Termination
-from envs.toolwoz import ToolWOZEnv
-from tasks import harvest, josh
-from tasks.react import system_prompt
-from tasks.rollout import AgentFormat, Episode
+from envs.toolwoz.env import ToolWOZEnv
+from roleplay import harvest, josh
+from formats.react import system_prompt
+from roleplay.rollout import AgentFormat, Episode
 
 from conftest import Scripted
 

@@ -19,7 +19,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from core.config import ModelConfig, SamplingConfig
 from core.errors import ModelSpecError
 from core.types import Message
-from models import check_model, load_model, model_fingerprint, parse_spec
+from models.loading import check_model, load_model
+from models.specs import model_fingerprint, parse_spec
 from models.embedded import build_random_model
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=12)

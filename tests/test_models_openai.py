@@ -11,7 +11,7 @@ from chat_server import ChatServer
 from core.config import ModelConfig, SamplingConfig
 from core.errors import EndpointError, ModelSpecError
 from core.types import Message, ToolCall
-from models import check_model, load_model
+from models.loading import check_model, load_model
 from models.openai_backend import OpenAIChatModel
 
 KEY_ENV = "SELFTRAIN_TEST_API_KEY"

@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 
-from core import ops
+from cli import ops
 from core.config import EvalConfig, build_config
 from core.errors import ConfigError
 from flows.evaluate import evaluate

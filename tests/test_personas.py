@@ -1,7 +1,7 @@
 """Persona draws: deterministic, distinct, rendered from the template, near-duplicates dropped."""
 
 from core.types import Persona
-from tasks import personas
+from roleplay import personas
 
 
 def test_same_seed_same_personas_and_ids_hash_the_attributes():

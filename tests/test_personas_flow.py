@@ -9,7 +9,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from core.config import PersonaConfig, build_config
 from flows.personas import personas
 from models.embedded import build_random_model
-from tasks.personas import render
+from roleplay.personas import render
 
 
 def test_personas_are_rewritten_deduplicated_measured_and_saved(prefect_server, tmp_path):

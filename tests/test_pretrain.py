@@ -3,12 +3,14 @@
 import pytest
 import torch
 
-from core.config import BootstrapConfig, ModelConfig, SamplingConfig
+from core.config import ModelConfig, SamplingConfig
+from models.bootstrap_config import BootstrapConfig
 from envs.toolwoz.transcripts import human_dialogues
-from models import load_model
-from models.embedded import build_tokenizer, cased_words, embedded_model_dir
+from models.loading import load_model
+from models.embedded import embedded_model_dir
+from models.tokenizer import build_tokenizer, cased_words
 from models.pretrain import IGNORE, _collate, _loss, build_model, encode_windows, train, training_set, training_views
-from tasks.react import parse_action
+from formats.react import parse_action
 
 TINY = BootstrapConfig(max_steps=40, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
                        intermediate=256, block_size=384, batch_size=8, lr=3e-3, warmup_steps=5)
@@ -147,7 +149,7 @@ def test_trained_model_is_cached_and_loads_through_hf_also_in_4bit(toolwoz, monk
     cfg = TINY.model_copy(update={"max_steps": 3, "max_dialogues": 8})
     path = embedded_model_dir(cfg)
     assert (path / "config.json").is_file() and (path / "bootstrap.json").is_file()
-    monkeypatch.setattr("models.embedded._bootstrap", lambda *a: pytest.fail("trained again instead of reusing"))
+    monkeypatch.setattr("models.pretrain.build", lambda *a: pytest.fail("trained again instead of reusing"))
     assert embedded_model_dir(cfg) == path and len(list(path.parent.glob(".embedded-*"))) == 0
     for four_bit in (False, True):
         model = load_model(ModelConfig(spec=f"hf:{path}", load_in_4bit=four_bit))
@@ -160,7 +162,7 @@ def test_trained_model_is_cached_and_loads_through_hf_also_in_4bit(toolwoz, monk
 
 def views_prompt(toolwoz):
     from core.types import Message
-    from tasks.react import system_prompt
+    from formats.react import system_prompt
 
     return [Message(role="system", content=system_prompt(toolwoz.tool_schemas, "compact")),
             Message(role="user", content="I need a train to cambridge on monday.")]

@@ -10,13 +10,13 @@ from chat_server import ChatServer
 from core.config import ModelConfig, SamplingConfig
 from core.errors import ConfigError
 from core.types import Dialogue, Message, Outcome, Persona, Scenario, Termination
-from models import load_model
+from models.loading import load_model
 from quality.dialogue_table import batch_summary, dialogue_table, max_repeat_run
 from quality.judge import persona_scores
 from quality.near_duplicates import cluster_near_duplicates
 from quality.suites import SUITES_DIR, load_suite
 from quality.validation import check_batch, filter_rows, funnel
-from tasks.react import format_speak
+from formats.react import format_speak
 
 PERSONA = Persona(attributes={"age": "30"}, text="A 30-year-old teacher who speaks briefly.")
 

@@ -1,7 +1,7 @@
 """The ReAct format: what the parser accepts, and the clear errors it gives otherwise."""
 
 from core.types import Message, ToolCall
-from tasks.react import agent_view, parse_action, show_result, system_prompt
+from formats.react import agent_view, parse_action, show_result, system_prompt
 
 
 def test_call_is_parsed_and_anything_after_the_first_action_dropped():

@@ -6,9 +6,9 @@ import pytest
 
 from core.config import SamplingConfig
 from core.types import Scenario, Termination
-from envs.toolwoz import ToolWOZEnv, oracle_reward
-from tasks.react import system_prompt
-from tasks.rollout import RETRIES_EXHAUSTED, AgentFormat, Episode, run_episodes
+from envs.toolwoz.env import ToolWOZEnv, oracle_reward
+from formats.react import system_prompt
+from roleplay.rollout import RETRIES_EXHAUSTED, AgentFormat, Episode, run_episodes
 
 from conftest import Scripted
 
@@ -103,7 +103,7 @@ def test_each_stop_condition_ends_the_talk_with_its_reason(toolwoz, agent_reply,
 
 def test_human_turns_never_trip_the_loop_or_role_flip_checks(toolwoz):
     from envs.toolwoz.transcripts import human_dialogues
-    from tasks.stops import is_non_coherent, is_role_flip
+    from formats.stops import is_non_coherent, is_role_flip
 
     turns = [m for d in human_dialogues(toolwoz, "val", limit=100) for m in d.messages if m.role == "user"]
     assert len(turns) > 500

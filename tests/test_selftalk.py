@@ -15,7 +15,7 @@ from envs.workflows.progress import completed_steps, depth, rouge_l
 from envs.workflows.workflow import WORKFLOWS_DIR
 from quality.dialogue_table import dialogue_table
 from quality.metrics import text_diversity
-from tasks import selftalk
+from roleplay import selftalk
 
 from conftest import Scripted
 
@@ -182,7 +182,7 @@ def test_an_unknown_workflow_name_lists_the_shipped_ones():
 
 
 def test_the_imagination_engine_juxtaposes_a_revised_success_and_failure():
-    from tasks import imagine
+    from roleplay import imagine
 
     def llm(prompt):
         text = prompt[-1].content

@@ -71,7 +71,7 @@ def test_a_cluster_runner_without_a_server_is_refused(monkeypatch):
 
 
 def test_killed_run_resumes_with_finished_shards_cached(tmp_path, small):
-    cmd = [sys.executable, "-m", "core.cli", "simulate", *(a for s in small for a in ("--set", s)),
+    cmd = [sys.executable, "-m", "cli.main", "simulate", *(a for s in small for a in ("--set", s)),
            "--set", "n_tasks=6", "--set", f"runs_dir={tmp_path}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "first.log"

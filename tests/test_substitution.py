@@ -8,7 +8,7 @@ import pytest
 from core.types import Dialogue, Message, Outcome, Scenario, ToolCall
 from envs.toolwoz.substitution import substitute, substitute_corpus, value_pools
 from envs.toolwoz.transcripts import human_dialogues
-from tasks.react import format_call, format_speak, parse_action
+from formats.react import format_call, format_speak, parse_action
 
 
 def _call(name: str, **arguments) -> Message:

@@ -11,11 +11,12 @@ from envs.taubench.data import load_tasks
 from envs.taubench.env import TauEnv
 from envs.taubench.retail import WRITES
 from envs.taubench.user import agenda, scripted_turn
-from models.base import FunctionCall, Generation
+from core.types import FunctionCall, Generation
 from quality.metrics import pass_hat_k
-from tasks import function_calling, harvest
-from tasks.benchmarks import agent_format, benchmark, episode
-from tasks.rollout import run_episodes
+from formats import function_calling
+from roleplay import harvest
+from roleplay.benchmarks import agent_format, benchmark, episode
+from roleplay.rollout import run_episodes
 
 from conftest import Scripted
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from core.types import ToolCall
-from envs.toolwoz import ToolWOZEnv, load_toolwoz, oracle_reward
+from envs.toolwoz.data import load_toolwoz
+from envs.toolwoz.env import ToolWOZEnv, oracle_reward
 from envs.toolwoz.data import _cache_path, is_empty, query
 from envs.toolwoz.tools import INVALID_PARAMS, INVALID_VALUES, execute, is_subset
 

@@ -13,7 +13,7 @@ from core.config import ModelConfig, PreferenceConfig, SamplingConfig, SFTConfig
 from core.errors import ConfigError
 from core.records import training_dataset
 from core.types import Message
-from models import load_model
+from models.loading import load_model
 from models.embedded import build_random_model
 from models.hf_backend import is_full_model
 from models.training import ADAPTER, REPORT, last_checkpoint, train_preferences, train_sft, trained

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from envs.toolwoz.transcripts import calls_between, human_dialogues
-from tasks.react import parse_action
-from tasks.user_sim import END_MARKER
+from formats.react import parse_action
+from formats.user_sim import END_MARKER
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from core.types import Persona
 from envs.toolwoz import phrases
 from envs.toolwoz.data import ToolWOZData, ToolWOZTask, is_empty, query, unique_id_key
 from envs.toolwoz.tools import normalise
-from tasks.user_sim import END_MARKER
+from formats.user_sim import END_MARKER
 
 YES_NO_WORDS = {"parking": r"parking", "internet": r"internet|wi-?fi"}
 _CONFIRMED = re.compile(r"\bbooked\b|reference|booking (was|is) (successful|complete|confirmed)|\breserved\b|confirmation")

@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any, Literal
 
-from core.types import Dialogue, Message, ToolCall
+from core.types import Dialogue
 from envs.toolwoz.data import ToolWOZData, is_empty
-from tasks.react import format_call, format_speak, parse_action
+from formats.react import format_call, format_speak, parse_action
 
 Pool = Literal["db", "wide"]
 

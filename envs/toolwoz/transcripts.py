@@ -14,7 +14,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from core.fingerprint import CORPUS_CODE, code_hash, stable_hash
+from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import cache_dir, write_atomically
 from core.records import read_jsonl
 from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
@@ -30,8 +30,8 @@ from envs.toolwoz.data import (
 )
 from envs.toolwoz.env import ToolWOZEnv
 from envs.toolwoz.tools import is_error
-from tasks.react import format_call, format_speak
-from tasks.user_sim import END_MARKER
+from formats.react import format_call, format_speak
+from formats.user_sim import END_MARKER
 
 HUMAN = "human"
 
@@ -103,7 +103,7 @@ def corpus_file(data: ToolWOZData, split: Split = "train", limit: int | None = N
     Models trained on it are keyed on this file's content (`corpus_hash`), not on the code
     that wrote it: a refactor that leaves the dialogues unchanged keeps those models.
     """
-    key = stable_hash(data_version(), code_hash(*CORPUS_CODE))[:12]
+    key = stable_hash(data_version(), code_fingerprint(__name__))[:12]
     path = cache_dir() / "toolwoz" / f"transcripts-{split}{f'-first{limit}' if limit else ''}-{key}.jsonl"
     if not path.is_file():
         dialogues = human_dialogues(data, split, limit)

@@ -14,10 +14,10 @@ from core.types import Message, ToolCall
 from envs.toolwoz.agenda import conveyed
 from envs.toolwoz.data import ToolWOZTask, is_empty, unique_id_key
 from envs.toolwoz.tools import same_call
-from models.base import Generation
-from tasks.react import END, format_call, format_speak
-from tasks.rollout import Episode, take_turns
-from tasks.users import UserSimulator
+from core.types import Generation
+from formats.react import END, format_call, format_speak
+from roleplay.rollout import Episode, take_turns
+from roleplay.users import UserSimulator
 
 QUESTIONS = {
     "area": "what area would you like?", "pricerange": "do you have a price range in mind?",

@@ -18,8 +18,11 @@ from core.fingerprint import stable_hash
 from core.types import Message, Scenario
 from envs.taubench import user as tau_user
 from envs.taubench.data import SPLITS as TAU_SPLITS
-from models import ChatModel, Generation, check_model, load_model, loaded_pair, model_fingerprint
-from tasks import user_sim
+from core.types import Generation
+from models.base import ChatModel
+from models.loading import check_model, load_model, loaded_pair
+from models.specs import model_fingerprint
+from formats import user_sim
 
 AGENDA = "agenda"
 TAU_DOMAINS = tuple(TAU_SPLITS)
@@ -52,7 +55,7 @@ class AgendaUser(UserSimulator):
     spec = AGENDA
 
     def __init__(self, max_messages: int = 15):
-        from envs.toolwoz import load_toolwoz
+        from envs.toolwoz.data import load_toolwoz
         from envs.toolwoz.agenda import Catalog
 
         self.data = load_toolwoz()

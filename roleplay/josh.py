@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from core.config import SamplingConfig
 from core.types import JoshTree, Termination, TreeNode, Usage
 from models.base import ChatModel
-from tasks.rollout import Episode, take_turns
-from tasks.users import UserSimulator, as_user
+from roleplay.rollout import Episode, take_turns
+from roleplay.users import UserSimulator, as_user
 
 
 @dataclass

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from core.types import Dialogue, JoshTree, Message, Outcome, PreferencePair, Scenario, Termination, TreeNode
-from envs.toolwoz import ToolWOZEnv
+from envs.toolwoz.env import ToolWOZEnv
 from envs.toolwoz.data import ToolWOZData, package_file
 from envs.toolwoz.tools import is_error
-from tasks import react, rollout
-from tasks.rollout import RETRIES_EXHAUSTED
+from formats import react
+from roleplay import rollout
+from roleplay.rollout import RETRIES_EXHAUSTED
 
 SHIPPED_TREES = "data/llama3-josh-toolwoz-for-KTO.zip"
 

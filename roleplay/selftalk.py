@@ -23,8 +23,9 @@ from core.types import Dialogue, Message, Outcome, Scenario, Termination
 from envs.workflows import END, Workflow
 from envs.workflows.client import client_turn
 from envs.workflows.progress import best_match, depth
-from models.base import ChatModel, Generation
-from tasks import react, stops
+from core.types import Generation
+from models.base import ChatModel
+from formats import react, stops
 
 NONE_OF_THE_ABOVE = "None of the above"
 SCRIPT = "script"  # the client spec of the scripted workflow client (no model)
@@ -32,7 +33,7 @@ SCRIPT = "script"  # the client spec of the scripted workflow client (no model)
 
 def check_roles(cfg) -> None:
     """Fail fast on a role that cannot work: every model role must load; the client may also be `script`."""
-    from models import check_model
+    from models.loading import check_model
 
     check_model(cfg.agent)
     if cfg.user.spec != SCRIPT:

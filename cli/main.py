@@ -27,18 +27,21 @@ COMMANDS = {
 }
 
 
-CONFIGS = {"evaluate": "EvalConfig", "bootstrap": "BootstrapConfig", "simulate": "SimulateConfig",
-           "personas": "PersonaConfig", "import-trees": "SimulateConfig", "curate": "CurateConfig",
-           "selftalk": "SelfTalkConfig", "imagine": "ImagineConfig", "pipeline": "PipelineConfig"}
+CONFIGS = {"evaluate": "EvalConfig", "simulate": "SimulateConfig", "personas": "PersonaConfig",
+           "import-trees": "SimulateConfig", "curate": "CurateConfig", "selftalk": "SelfTalkConfig",
+           "imagine": "ImagineConfig", "pipeline": "PipelineConfig"}  # in core.config; bootstrap's sits with the model
 
 
 def _parser() -> argparse.ArgumentParser:
     import core.config
+    from models.bootstrap_config import BootstrapConfig
+
+    configs = {name: getattr(core.config, cls) for name, cls in CONFIGS.items()} | {"bootstrap": BootstrapConfig}
 
     parser = argparse.ArgumentParser(prog="selftrain", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, preset) in COMMANDS.items():
-        keys = core.config.knobs(getattr(core.config, CONFIGS[name]))
+        keys = core.config.knobs(configs[name])
         sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
                                   epilog="config keys (--set key=value; defaults before the preset):\n  " + "\n  ".join(keys))
         sub.add_argument("--preset", default=preset, help=f"preset name in configs/ or a YAML path (default: {preset})")
@@ -104,8 +107,8 @@ def _checked(cls, preset: str | None, overrides: list[str]):
     """The config, after checking what a run needs before it starts: the data package and the models."""
     from core.config import build_config
     from envs.toolwoz.data import package_file
-    from models import check_model
-    from tasks.users import check_user
+    from models.loading import check_model
+    from roleplay.users import check_user
 
     cfg = build_config(cls, preset, overrides)
     package_file("data/dataset.zip")
@@ -121,7 +124,7 @@ def evaluate(preset: str | None, overrides: list[str]) -> None:
     cfg = _checked(EvalConfig, preset, overrides)
 
     from flows.evaluate import evaluate as evaluate_flow
-    from tasks.benchmarks import benchmark
+    from roleplay.benchmarks import benchmark
     from tasks.evaluation import metrics_table
 
     report = evaluate_flow(cfg)
@@ -132,8 +135,9 @@ def evaluate(preset: str | None, overrides: list[str]) -> None:
 
 
 def bootstrap(preset: str | None, overrides: list[str]) -> None:
-    from core.config import BootstrapConfig, build_config
+    from core.config import build_config
     from envs.toolwoz.data import package_file
+    from models.bootstrap_config import BootstrapConfig
 
     cfg = build_config(BootstrapConfig, preset, overrides)
     package_file("data/dataset.zip")
@@ -145,14 +149,14 @@ def bootstrap(preset: str | None, overrides: list[str]) -> None:
 
 def simulate(preset: str | None, overrides: list[str]) -> None:
     from core.config import SimulateConfig
-    from models import check_model
+    from models.loading import check_model
 
     cfg = _checked(SimulateConfig, preset, overrides)
     if cfg.personas.rewrite is not None:
         check_model(cfg.personas.rewrite)
 
     from flows.simulate import simulate as simulate_flow
-    from tasks.benchmarks import benchmark
+    from roleplay.benchmarks import benchmark
 
     report = simulate_flow(cfg)
     print_run(f"JOSH on {benchmark(cfg.benchmark).title} {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}, "
@@ -162,7 +166,7 @@ def simulate(preset: str | None, overrides: list[str]) -> None:
 def selftalk(preset: str | None, overrides: list[str]) -> None:
     from core.config import SelfTalkConfig, build_config
     from envs.workflows import load_workflow
-    from tasks.selftalk import check_roles
+    from roleplay.selftalk import check_roles
 
     cfg = build_config(SelfTalkConfig, preset, overrides)
     load_workflow(cfg.workflow)
@@ -177,7 +181,7 @@ def selftalk(preset: str | None, overrides: list[str]) -> None:
 
 def imagine(preset: str | None, overrides: list[str]) -> None:
     from core.config import ImagineConfig, build_config
-    from models import check_model
+    from models.loading import check_model
 
     cfg = build_config(ImagineConfig, preset, overrides)
     check_model(cfg.model)
@@ -192,14 +196,14 @@ def imagine(preset: str | None, overrides: list[str]) -> None:
 
 def personas(preset: str | None, overrides: list[str]) -> None:
     from core.config import PersonaConfig, build_config
-    from models import check_model
+    from models.loading import check_model
 
     cfg = build_config(PersonaConfig, preset, overrides)
     if cfg.rewrite is not None:
         check_model(cfg.rewrite)
 
     from flows.personas import personas as personas_flow
-    from tasks.personas import diversity
+    from roleplay.personas import diversity
 
     kept = personas_flow(cfg)
     stats = diversity(kept, cfg.n - len(kept))
@@ -224,7 +228,7 @@ def import_trees(preset: str | None, overrides: list[str]) -> None:
 
 def curate(preset: str | None, overrides: list[str]) -> None:
     from core.config import CurateConfig, build_config
-    from models import check_model
+    from models.loading import check_model
     from quality.suites import load_suite
     from tasks.curation import source_file
 
@@ -254,10 +258,11 @@ def pipeline(preset: str | None, overrides: list[str]) -> None:
     from core.config import PipelineConfig, build_config
     from envs.toolwoz.data import package_file
     from envs.workflows import load_workflow
-    from models import check_model, weights_source
+    from models.loading import check_model
+    from models.specs import weights_source
     from quality.suites import load_suite
-    from tasks.selftalk import check_roles
-    from tasks.users import check_user
+    from roleplay.selftalk import check_roles
+    from roleplay.users import check_user
 
     cfg = build_config(PipelineConfig, preset, overrides)
     package_file("data/dataset.zip")
@@ -295,7 +300,7 @@ def pipeline(preset: str | None, overrides: list[str]) -> None:
 
 
 def ops(args) -> None:
-    from core import ops as local
+    from cli import ops as local
 
     if args.action == "up":
         url = local.up(args.port)

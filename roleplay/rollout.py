@@ -17,9 +17,10 @@ from tqdm.auto import tqdm
 
 from core.config import SamplingConfig
 from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
-from models.base import ChatModel, Generation
-from tasks import function_calling, react, stops
-from tasks.users import UserSimulator, as_user, ends_conversation
+from core.types import Generation
+from models.base import ChatModel
+from formats import function_calling, react, stops
+from roleplay.users import UserSimulator, as_user, ends_conversation
 
 RETRIES_EXHAUSTED = "Error: Agent ran out of retries."
 

@@ -11,12 +11,11 @@ the agent reads and can correct, never an exception.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from core.types import Message, ToolCall
-from models.base import Generation
-from tasks.react import AgentAction
+from core.types import Generation
+from formats.react import AgentAction
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 USAGE = f'{OPEN}{{"name": "<tool name>", "arguments": {{...}}}}{CLOSE}'

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from tasks import react
+from formats import react
 
 _AGENT_MARKERS = re.compile(rf"\b(PLAN|APICALL|SPEAK|{react.APIRETURN})\b|{re.escape(react.END)}")
 

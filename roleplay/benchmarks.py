@@ -16,19 +16,18 @@ from typing import Any
 from core.config import RolePlayConfig
 from core.errors import DataMissingError
 from core.types import Persona, Scenario
-from envs import toolwoz
 from envs.taubench import data as tau_data
 from envs.taubench.env import TOOLS as TAU_TOOLS, TauEnv
 from envs.toolwoz import data as toolwoz_data
-from models import parse_spec
-from tasks import function_calling, react
-from tasks.rollout import AgentFormat, Environment, Episode
+from envs.toolwoz.env import ToolWOZEnv, oracle_reward
+from formats import function_calling, react
+from models.specs import parse_spec
+from roleplay.rollout import AgentFormat, Environment, Episode
 
 
 class Benchmark(ABC):
     name: str
     title: str  # for reports
-    code: tuple[str, ...]  # the source its environments and rewards come from (part of cache keys)
 
     @abstractmethod
     def task_ids(self, split: str) -> list[str]: ...
@@ -79,11 +78,11 @@ Every reply is one PLAN followed by exactly one action, each ended by {end}:
 
 
 class ToolWOZ(Benchmark):
-    name, title, code = "toolwoz", "ToolWOZ", ("envs/toolwoz",)
+    name, title = "toolwoz", "ToolWOZ"
 
     @property
-    def data(self) -> toolwoz.ToolWOZData:
-        return toolwoz.load_toolwoz()  # built once, then read from the cache
+    def data(self) -> toolwoz_data.ToolWOZData:
+        return toolwoz_data.load_toolwoz()  # built once, then read from the cache
 
     def task_ids(self, split: str) -> list[str]:
         if split not in self.data.splits:
@@ -94,7 +93,7 @@ class ToolWOZ(Benchmark):
         return self.data.tasks[task_id].instruction
 
     def env(self, task_id: str) -> Environment:
-        return toolwoz.ToolWOZEnv(self.data, self.data.tasks[task_id])
+        return ToolWOZEnv(self.data, self.data.tasks[task_id])
 
     def tool_schemas(self) -> list[dict[str, Any]]:
         return self.data.tool_schemas
@@ -107,15 +106,13 @@ class ToolWOZ(Benchmark):
         return react.system_prompt(self.tool_schemas(), style)  # the embedded model was trained on exactly this
 
     def oracle_reward(self, task_id: str) -> float:
-        return toolwoz.oracle_reward(self.data, self.data.tasks[task_id]).reward
+        return oracle_reward(self.data, self.data.tasks[task_id]).reward
 
     def data_version(self) -> str:
         return toolwoz_data.data_version()
 
 
 class TauBench(Benchmark):
-    code = ("envs/taubench",)
-
     def __init__(self, domain: str):
         self.name, self.title = domain, f"tau-bench {domain}"
 

@@ -1,0 +1,1 @@
+"""The `selftrain` command line and the local Prefect server it manages."""
