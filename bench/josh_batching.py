@@ -24,7 +24,8 @@ from models.loading import load_model
 from models.base import ChatModel
 from models.embedded import embedded_model_dir
 from roleplay import josh
-from roleplay.benchmarks import agent_format, benchmark, episode
+from envs.registry import domain
+from roleplay.rollout import agent_format, episode
 
 
 class OneCallPerLeaf(ChatModel):
@@ -42,7 +43,7 @@ class OneCallPerLeaf(ChatModel):
 
 def run(model: ChatModel, task_ids: list[str], beam: int) -> dict[str, float]:
     cfg = SimulateConfig(beam_size=beam)
-    bench = benchmark("toolwoz")
+    bench = domain("toolwoz")
     fmt = agent_format(bench, cfg)
     agent_sampling = cfg.agent_sampling.model_copy(update={"seed": None})  # one seed per run, set below
     user_sampling = cfg.user_sampling.model_copy(update={"seed": None})

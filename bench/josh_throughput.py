@@ -26,7 +26,8 @@ from envs.toolwoz.data import load_toolwoz
 from models.loading import load_model
 from models.embedded import embedded_model_dir
 from roleplay import josh
-from roleplay.benchmarks import agent_format, benchmark, episode
+from envs.registry import domain
+from roleplay.rollout import agent_format, episode
 from roleplay.users import AgendaUser
 
 
@@ -54,7 +55,7 @@ class ForwardMeter:
 def josh_run(model_dir: Path, threads: int, task_ids: list[str]) -> dict[str, float]:
     cfg = SimulateConfig(agent=ModelConfig(spec=f"hf:{model_dir}", cpu_threads=threads), user=ModelConfig(spec="agenda"),
                          agent_prompt="compact", beam_size=8)
-    bench = benchmark("toolwoz")
+    bench = domain("toolwoz")
     fmt = agent_format(bench, cfg)
     agent = load_model(cfg.agent)
     meter = ForwardMeter(agent.model)

@@ -124,11 +124,11 @@ def evaluate(preset: str | None, overrides: list[str]) -> None:
     cfg = _checked(EvalConfig, preset, overrides)
 
     from flows.evaluate import evaluate as evaluate_flow
-    from roleplay.benchmarks import benchmark
+    from envs.registry import domain
     from tasks.evaluation import metrics_table
 
     report = evaluate_flow(cfg)
-    print(f"\n{benchmark(cfg.benchmark).title} {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}")
+    print(f"\n{domain(cfg.benchmark).title} {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}")
     print(format_table(metrics_table(report)))
     print(f"  cached stages: {', '.join(report.cached) or 'none'}")
     print(f"  run folder: {report.run_dir}")
@@ -156,10 +156,10 @@ def simulate(preset: str | None, overrides: list[str]) -> None:
         check_model(cfg.personas.rewrite)
 
     from flows.simulate import simulate as simulate_flow
-    from roleplay.benchmarks import benchmark
+    from envs.registry import domain
 
     report = simulate_flow(cfg)
-    print_run(f"JOSH on {benchmark(cfg.benchmark).title} {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}, "
+    print_run(f"JOSH on {domain(cfg.benchmark).title} {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}, "
               f"beam {cfg.beam_size}", report)
 
 

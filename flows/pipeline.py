@@ -28,7 +28,7 @@ from flows.import_trees import import_josh_trees
 from flows.selftalk import selftalk_flow
 from flows.simulate import simulate
 from flows.train import Adapter, preference, sft
-from roleplay.benchmarks import benchmark
+from envs.registry import domain
 from tasks.comparison import publish_comparison
 from tasks.training import kept_so_far
 
@@ -68,7 +68,7 @@ def held_out(cfg: PipelineConfig) -> str:
     if cfg.source == "imagine":
         return "nothing: imagined tasks have no environment to evaluate in"
     trials = f" x {cfg.evaluation.trials} trials" if cfg.evaluation.trials > 1 else ""
-    return f"{benchmark(cfg.evaluation.benchmark).title} {cfg.evaluation.split}, {cfg.evaluation.n_tasks} held-out tasks{trials}"
+    return f"{domain(cfg.evaluation.benchmark).title} {cfg.evaluation.split}, {cfg.evaluation.n_tasks} held-out tasks{trials}"
 
 
 def source_stage(cfg: PipelineConfig, agent: ModelConfig, draw: int, tag: str = "") -> tuple[str, str, bool]:

@@ -8,6 +8,7 @@ near-duplicate clusters across the whole batch. Plain Python and pandas: no Pref
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.types import Dialogue, Message, Termination
-from envs.taubench.user import STOP as TAU_STOP
-from quality.near_duplicates import cluster_near_duplicates
+from envs.registry import DOMAINS, domain
 from formats import react, stops
-from roleplay.harvest import is_error_message
 from formats.user_sim import END_MARKER
+from quality.near_duplicates import cluster_near_duplicates
+from roleplay.harvest import is_error_message
 
 ENDED_PROPERLY = {Termination.user_ended, Termination.all_rewards_earned, Termination.conversation_end,
                   Termination.transferred}
@@ -37,14 +38,20 @@ class Utterance:
     text: str  # what was said: the user's words, the agent's SPEAK text
 
 
-def utterances(messages: Sequence[Message], plain: bool = False) -> list[Utterance]:
-    """The spoken turns: user messages without the end marker, agent SPEAK texts (calls and plans are not speech);
+def end_markers(d: Dialogue) -> tuple[str, ...]:
+    """What the customer writes to hang up: the goal prompt's marker, and its domain's own."""
+    return (END_MARKER, domain(d.scenario.domain).stop_marker) if d.scenario.domain in DOMAINS else (END_MARKER,)
+
+
+def utterances(messages: Sequence[Message], plain: bool = False, markers: Sequence[str] = (END_MARKER,)) -> list[Utterance]:
+    """The spoken turns: user messages without the end markers, agent SPEAK texts (calls and plans are not speech);
     `plain`: agent messages are speech as they stand (workflow domains have no ReAct format). In the
     function-calling format an agent message that no tool result follows is speech as it stands."""
     out = []
     for i, m in enumerate(messages):
         if m.role == "user":
-            out.append(Utterance("user", m.content.replace(END_MARKER, "").replace(TAU_STOP, "").strip()))
+            out.append(Utterance("user", functools.reduce(lambda text, marker: text.replace(marker, ""), markers,
+                                                          m.content).strip()))
         elif m.role == "assistant" and not m.tool_calls:
             answered = i + 1 < len(messages) and messages[i + 1].role == "tool"  # a call or a malformed action
             speech = m.content.strip() if plain else react.parse_action(m.content).speak
@@ -135,7 +142,7 @@ def is_plain(d: Dialogue) -> bool:
 def character_consistency(d: Dialogue) -> float | None:
     """Cheap proxy for Self-talk's character consistency: share of the agent's utterances that stay the agent
     (no role labels, no 'as an AI', not a copy of the client's last words). None when the agent said nothing."""
-    turns = utterances(d.messages, is_plain(d))
+    turns = utterances(d.messages, is_plain(d), end_markers(d))
     agent = [(i, u.text) for i, u in enumerate(turns) if u.role == "assistant"]
     copied = {i for i, text in agent if i and turns[i - 1].role == "user" and text.lower() == turns[i - 1].text.lower()}
     kept = [i for i, text in agent if text and not _LABEL.search(text) and not _OUT_OF_CHARACTER.search(text) and i not in copied]
@@ -178,7 +185,7 @@ def dialogue_table(dialogues: Sequence[Dialogue], goal: GoalCheck | None = None,
                    judged: Sequence[float | None] | None = None, near_duplicate_threshold: float = 0.8) -> pd.DataFrame:
     """One row per dialogue, plus batch columns: completion rank and near-duplicate clusters."""
     judged = judged or [None] * len(dialogues)
-    turns = [utterances(d.messages, is_plain(d)) for d in dialogues]
+    turns = [utterances(d.messages, is_plain(d), end_markers(d)) for d in dialogues]
     table = pd.DataFrame([dialogue_row(d, t, goal, j) for d, t, j in zip(dialogues, turns, judged)],
                          columns=list(dialogue_row(_EMPTY, []).keys()))
     return with_batch_columns(table, [" ".join(u.text for u in t) for t in turns], near_duplicate_threshold)
@@ -216,7 +223,8 @@ def batch_summary(table: pd.DataFrame, kept: list[int], dialogues: Sequence[Dial
     """
     grams: list[tuple[str, str]] = []
     for i in kept:
-        words = [w for u in utterances(dialogues[i].messages, is_plain(dialogues[i])) for w in u.text.lower().split()]
+        words = [w for u in utterances(dialogues[i].messages, is_plain(dialogues[i]), end_markers(dialogues[i]))
+                 for w in u.text.lower().split()]
         grams += zip(words, words[1:])
     clusters = table["near_duplicate_of"].iloc[kept].value_counts()
     return {"rows": len(table), "kept": len(kept), "kept_share": len(kept) / len(table) if len(table) else 0.0,

@@ -11,27 +11,19 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from core.config import SamplingConfig
-from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
-from core.types import Generation
-from models.base import ChatModel
+from core.config import RolePlayConfig, SamplingConfig
+from core.types import Dialogue, Generation, Message, Outcome, Scenario, Termination, ToolCall
+from envs.domain import Domain, Environment
 from formats import function_calling, react, stops
+from models.base import ChatModel
+from models.specs import parse_spec
 from roleplay.users import UserSimulator, as_user, ends_conversation
 
 RETRIES_EXHAUSTED = "Error: Agent ran out of retries."
-
-
-class Environment(Protocol):
-    finished: bool  # the environment ended the episode (tau-bench: the customer was transferred)
-
-    def step(self, call: ToolCall) -> str: ...
-    def hear(self, reply: str) -> None: ...  # what the agent said to the customer (tau-bench looks for outputs there)
-    def reward(self): ...  # has .reward (float), .success (bool) and .earned (one bool per sub-goal)
-    def fork(self) -> "Environment": ...  # an independent copy of the state so far (JOSH branches)
 
 
 def is_error(observation: str) -> bool:
@@ -99,7 +91,7 @@ class Episode:
         if not text:
             return self.finish(Termination.empty_output)
         self._say(Message(role="user", content=text))
-        if ends_conversation(text):
+        if ends_conversation(text, self.scenario):
             return self.finish(Termination.user_ended)
         if stops.is_role_flip(text):
             return self.finish(Termination.role_flip)
@@ -214,3 +206,20 @@ def run_episodes(
                 on_progress(finished, len(episodes))
     bar.close()
     return episodes
+
+
+def agent_format(domain: Domain, cfg: RolePlayConfig, native: bool | None = None) -> AgentFormat:
+    """The agent's format from the config: ReAct text, or function calling (native with an `openai:` agent
+    unless `native` says otherwise)."""
+    if cfg.agent_format == "react":
+        return AgentFormat.react(domain.react_system(cfg.agent_prompt))
+    if native is None:
+        native = parse_spec(cfg.agent.spec)[0] == "openai"
+    schemas = domain.tool_schemas()
+    system = function_calling.system_prompt(domain.instructions(cfg.agent_prompt), schemas, native)
+    return AgentFormat.function_calling(system, schemas, native)
+
+
+def episode(domain: Domain, scenario: Scenario, fmt: AgentFormat, cfg: RolePlayConfig) -> Episode:
+    return Episode(scenario, domain.env(scenario.task_id), fmt, max_messages=cfg.max_messages,
+                   max_agent_steps=cfg.max_agent_steps)

@@ -1,5 +1,5 @@
-"""Who plays the customer: a chat model prompted with its goal, or the agenda user (scripted, no model behind it:
-ToolWOZ's goal agenda, or on tau-bench the task's instruction told a sentence per turn).
+"""Who plays the customer: a chat model prompted with its goal, or the agenda user (the domain's scripted customer,
+no model behind it: ToolWOZ's goal agenda, or on tau-bench the task's instruction told a sentence per turn).
 
 Both answer a batch of conversations at once, so the rollout and JOSH step every customer
 in one call. `agenda` is a user spec like a model spec (`--set user.spec=agenda`), but it is
@@ -15,17 +15,15 @@ from contextlib import contextmanager
 from core.config import ModelConfig, RolePlayConfig, SamplingConfig
 from core.errors import ConfigError
 from core.fingerprint import stable_hash
-from core.types import Message, Scenario
-from envs.taubench import user as tau_user
-from envs.taubench.data import SPLITS as TAU_SPLITS
-from core.types import Generation
+from core.types import Generation, Message, Scenario
+from envs.domain import ScriptedCustomer
+from envs.registry import DOMAINS, domain
+from formats import user_sim
 from models.base import ChatModel
 from models.loading import check_model, load_model, loaded_pair
 from models.specs import model_fingerprint
-from formats import user_sim
 
 AGENDA = "agenda"
-TAU_DOMAINS = tuple(TAU_SPLITS)
 Conversation = tuple[Scenario, Sequence[Message]]  # the scenario and what the customer has seen so far
 
 
@@ -38,7 +36,7 @@ class UserSimulator(ABC):
 
 
 class ModelUser(UserSimulator):
-    """A chat model playing the customer, prompted with the scenario's goal (`tasks/user_sim.py`)."""
+    """A chat model playing the customer, prompted with the scenario's goal (`customer_view`)."""
 
     def __init__(self, model: ChatModel):
         self.model, self.spec = model, model.spec
@@ -49,47 +47,39 @@ class ModelUser(UserSimulator):
 
 
 class AgendaUser(UserSimulator):
-    """The goal-agenda customer of `envs/toolwoz/agenda.py` (its phrasing seeded by the sampling seed); on tau-bench
-    tasks, the instruction's agenda of `envs/taubench/user.py`."""
+    """The domain's customer without a model (ToolWOZ: the goal agenda, its phrasing seeded by the sampling seed;
+    tau-bench: the instruction told a sentence per turn)."""
 
     spec = AGENDA
 
     def __init__(self, max_messages: int = 15):
-        from envs.toolwoz.data import load_toolwoz
-        from envs.toolwoz.agenda import Catalog
-
-        self.data = load_toolwoz()
-        self.catalog = Catalog(self.data)
-        self.max_turns = (max_messages + 1) // 2  # the customer speaks while fewer than max_messages are visible
+        self.max_messages = max_messages
+        self.customers: dict[str, ScriptedCustomer] = {}
 
     def respond(self, conversations: Sequence[Conversation], sampling: SamplingConfig) -> list[Generation]:
-        from envs.toolwoz.agenda import customer_turn
+        return [Generation(self._customer(scenario.domain).turn(scenario, visible, sampling.seed or 0),
+                           prompt_tokens=0, completion_tokens=0) for scenario, visible in conversations]
 
-        out = []
-        for scenario, visible in conversations:
-            if scenario.domain in TAU_DOMAINS:
-                turn = tau_user.scripted_turn(scenario.instruction, sum(m.role == "user" for m in visible))
-                out.append(Generation(turn, prompt_tokens=0, completion_tokens=0))
-                continue
-            if scenario.domain != "toolwoz":
-                raise ConfigError(f"the agenda user plays ToolWOZ and tau-bench customers, not {scenario.domain!r} scenarios")
-            said = [m.content for m in visible if m.role == "assistant"]
-            turn = customer_turn(self.catalog, self.data.tasks[scenario.task_id], scenario.persona, sampling.seed or 0,
-                                 said, self.max_turns)
-            out.append(Generation(turn.text, prompt_tokens=0, completion_tokens=0))
-        return out
+    def _customer(self, name: str) -> ScriptedCustomer:
+        if name not in self.customers:
+            found = domain(name).scripted_customer(self.max_messages) if name in DOMAINS else None
+            if found is None:
+                raise ConfigError(f"the agenda user plays the customers of {', '.join(DOMAINS)}, not {name!r} scenarios")
+            self.customers[name] = found
+        return self.customers[name]
 
 
 def customer_view(scenario: Scenario, visible: list[Message], model_spec: str) -> list[Message]:
-    """What a model customer is prompted with: tau-bench's instruction prompt on its tasks, else the goal prompt.
-    The embedded model always gets the goal prompt: the only customer prompt it was trained on."""
-    tau = scenario.domain in TAU_DOMAINS and model_spec != "embedded"
-    return (tau_user.user_view if tau else user_sim.user_view)(scenario, visible)
+    """What a model customer is prompted with: its domain's prompt (tau-bench: the instruction prompt), except that
+    the embedded model always gets the goal prompt, the only customer prompt it was trained on."""
+    if model_spec == "embedded":
+        return user_sim.user_view(scenario, visible)
+    return domain(scenario.domain).customer_view(scenario, visible)
 
 
-def ends_conversation(text: str) -> bool:
-    """The customer hung up (`###STOP###`, tau-bench's marker, or END_CONVERSATION, the goal prompt's)."""
-    return tau_user.wants_to_end(text) or user_sim.wants_to_end(text)
+def ends_conversation(text: str, scenario: Scenario) -> bool:
+    """The customer hung up: END_CONVERSATION (the goal prompt's) or its domain's marker (tau-bench's `###STOP###`)."""
+    return user_sim.wants_to_end(text) or domain(scenario.domain).stop_marker in text
 
 
 def as_user(player: ChatModel | UserSimulator) -> UserSimulator:
@@ -104,7 +94,7 @@ def check_user(cfg: ModelConfig) -> None:
 
 
 def user_fingerprint(cfg: ModelConfig) -> str:
-    """The agenda user's behaviour is its code, which every simulation cache key already hashes (envs/toolwoz)."""
+    """The agenda user's behaviour is its code, which every simulation cache key already hashes (its import closure)."""
     return stable_hash(AGENDA) if cfg.spec == AGENDA else model_fingerprint(cfg)
 
 

@@ -23,8 +23,7 @@ from core.config import CurateConfig
 from core.errors import DataMissingError
 from core.fingerprint import code_fingerprint, stable_hash
 from core.types import Dialogue
-from envs.toolwoz.data import load_toolwoz
-from envs.toolwoz.agenda import conveyed_values
+from envs.registry import DOMAINS, domain
 from quality.dialogue_table import batch_summary, dialogue_table
 from quality.judge import persona_scores
 from quality.suites import Suite
@@ -61,14 +60,9 @@ def curate_fingerprint(cfg: CurateConfig, suites: list[Suite]) -> str:
                        judge, cfg.judge_sampling, code_fingerprint(__name__))
 
 
-def toolwoz_goal(dialogues: list[Dialogue]):
-    """How much of its ToolWOZ goal a dialogue's user said; None for other domains."""
-    data = load_toolwoz() if any(d.scenario.domain == "toolwoz" for d in dialogues) else None
-
-    def check(d: Dialogue):
-        task = data.tasks.get(d.scenario.task_id) if data and d.scenario.domain == "toolwoz" else None
-        return conveyed_values(task, " ".join(m.content for m in d.messages if m.role == "user")) if task else None
-    return check
+def goal_conveyed(d: Dialogue) -> tuple[int, int] | None:
+    """How much of its goal a dialogue's customer said, where its domain can tell (workflows cannot)."""
+    return domain(d.scenario.domain).goal_conveyed(d) if d.scenario.domain in DOMAINS else None
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
@@ -83,7 +77,7 @@ def measure_and_filter(cfg: CurateConfig, dialogues: list[Dialogue], suites: lis
             judged = persona_scores(dialogues, judge, cfg.judge_sampling)
         finally:
             judge.close()
-    table = dialogue_table(dialogues, toolwoz_goal(dialogues), judged, cfg.near_duplicate_threshold)
+    table = dialogue_table(dialogues, goal_conveyed, judged, cfg.near_duplicate_threshold)
     return Curated(table, filter_rows(table, suites))
 
 

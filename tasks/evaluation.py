@@ -24,7 +24,8 @@ from core.fingerprint import code_fingerprint, stable_hash
 from core.types import Dialogue
 from quality.metrics import EvalReport
 from roleplay import rollout
-from roleplay.benchmarks import agent_format, benchmark, episode
+from envs.registry import domain
+from roleplay.rollout import agent_format, episode
 from tasks.retries import ENDPOINT_RETRIES
 from roleplay.users import loaded_roles
 
@@ -33,7 +34,7 @@ from roleplay.users import loaded_roles
 def select_tasks(bench: str, split: str, n: int, seed: int, draw: int = 0) -> list[str]:
     """A seeded sample of the split's task ids (the whole split when n exceeds it). Draw d > 0 samples from
     the tasks no earlier draw took: self-training round d + 1 meets tasks it has not trained on."""
-    ids, taken = benchmark(bench).task_ids(split), set()
+    ids, taken = domain(bench).task_ids(split), set()
     for d in range(draw + 1):
         left = [i for i in ids if i not in taken]
         picked = random.Random(seed if d == 0 else f"{seed}/{d}").sample(left, min(n, len(left)))
@@ -41,11 +42,11 @@ def select_tasks(bench: str, split: str, n: int, seed: int, draw: int = 0) -> li
     return sorted(picked)
 
 
-@task(cache_key_fn=lambda _, p: stable_hash("oracle", p["bench"], p["split"], benchmark(p["bench"]).data_version(),
-                                            code_fingerprint("roleplay.benchmarks")))
+@task(cache_key_fn=lambda _, p: stable_hash("oracle", p["bench"], p["split"], domain(p["bench"]).data_version(),
+                                            code_fingerprint("envs.registry")))
 def oracle_rewards(bench: str, split: str) -> dict[str, float]:
     """Replay every task's ground truth: the per-task reward ceiling of the split."""
-    found = benchmark(bench)
+    found = domain(bench)
     return {i: found.oracle_reward(i) for i in found.task_ids(split)}
 
 
@@ -61,7 +62,7 @@ def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: s
     """Trial t > 0 is a key of its own even without seeds (unseeded sampling: each trial a new draw)."""
     settings = cfg.model_dump(include={"benchmark", "agent_sampling", "user_sampling", "agent_format", "agent_prompt",
                                        "max_messages", "max_agent_steps"})
-    bench = benchmark(cfg.benchmark)
+    bench = domain(cfg.benchmark)
     return stable_hash("simulate", agent_fp, user_fp, settings, task_ids, bench.data_version(),
                        code_fingerprint(__name__), *([trial] if trial else []))
 
@@ -69,7 +70,7 @@ def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: s
 @task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
 def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -> list[Dialogue]:
     """Play agent against user simulator on each task; the heavy step, cached on `fingerprint`."""
-    bench = benchmark(cfg.benchmark)
+    bench = domain(cfg.benchmark)
     fmt = agent_format(bench, cfg)
     episodes = [episode(bench, bench.scenario(i), fmt, cfg) for i in task_ids]
     progress = create_progress_artifact(0.0, key="evaluate-progress", description="Dialogues finished (%)")
@@ -119,7 +120,7 @@ def metrics_table(report: EvalReport) -> list[dict[str, str]]:
 def publish_report(report: EvalReport, cfg: EvalConfig) -> Path:
     """Table + markdown artifacts in the Prefect UI; report.md, metrics.json, config.json in the run folder."""
     table = metrics_table(report)
-    title = benchmark(cfg.benchmark).title
+    title = domain(cfg.benchmark).title
     create_table_artifact(table, key="evaluation-metrics", description=f"{cfg.agent.spec} on {title} {cfg.split}")
     lines = [
         f"# Evaluation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`",

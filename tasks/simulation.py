@@ -20,7 +20,8 @@ from core.config import ModelConfig, SimulateConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core.types import JoshTree, Persona, Scenario, Usage
 from roleplay import harvest, josh
-from roleplay.benchmarks import agent_format, benchmark, episode
+from envs.registry import domain
+from roleplay.rollout import agent_format, episode
 from roleplay.users import loaded_roles
 from tasks.run_report import publish_metrics
 from tasks.retries import ENDPOINT_RETRIES
@@ -31,7 +32,7 @@ def build_scenarios(bench: str, task_ids: list[str], personas: list[Persona], pe
     """Each task played by `per_task` different personas, assigned by a seeded shuffle."""
     order = list(personas)
     random.Random(seed).shuffle(order)
-    found = benchmark(bench)
+    found = domain(bench)
     return [found.scenario(t, order[(i * per_task + k) % len(order)] if order else None)
             for i, t in enumerate(task_ids) for k in range(per_task)]
 
@@ -39,7 +40,7 @@ def build_scenarios(bench: str, task_ids: list[str], personas: list[Persona], pe
 def shard_fingerprint(cfg: SimulateConfig, shard: list[Scenario], agent_fp: str, user_fp: str) -> str:
     settings = cfg.model_dump(include={"benchmark", "agent_sampling", "user_sampling", "agent_format", "agent_prompt",
                                        "max_messages", "max_agent_steps", "beam_size"})
-    bench = benchmark(cfg.benchmark)
+    bench = domain(cfg.benchmark)
     return stable_hash("josh", agent_fp, user_fp, settings, [s.model_dump(mode="json") for s in shard],
                        bench.data_version(), code_fingerprint(__name__))
 
@@ -47,7 +48,7 @@ def shard_fingerprint(cfg: SimulateConfig, shard: list[Scenario], agent_fp: str,
 @task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="simulate-shard-{index}", **ENDPOINT_RETRIES)
 def simulate_shard(cfg: SimulateConfig, shard: list[Scenario], index: int, fingerprint: str) -> list[JoshTree]:
     """JOSH trees for one shard of scenarios; every model call batches all leaves of all its trees."""
-    bench = benchmark(cfg.benchmark)
+    bench = domain(cfg.benchmark)
     fmt = agent_format(bench, cfg)
     searches = [josh.Search(episode(bench, s, fmt, cfg), cfg.beam_size) for s in shard]
     with loaded_roles(cfg) as (agent, user):
@@ -60,7 +61,7 @@ def simulate_shard(cfg: SimulateConfig, shard: list[Scenario], index: int, finge
 def harvest_datasets(trees: list[JoshTree], cfg: SimulateConfig, run_dir: Path) -> dict[str, int]:
     """Dialogues, trees, SFT set, DPO pairs and KTO rows, each saved as a Hugging Face dataset; row counts.
     Rows are in the format a local model is trained in (function calls written out, not native)."""
-    fmt = agent_format(benchmark(cfg.benchmark), cfg, native=False)
+    fmt = agent_format(domain(cfg.benchmark), cfg, native=False)
     pairs = [p for t in trees for p in harvest.preference_pairs(t)]
     tables = {
         "sft": harvest.sft_examples(trees, fmt.system, cfg.sft_min_reward, fmt.view),
@@ -122,6 +123,6 @@ def summary_rows(trees: list[JoshTree], counts: dict[str, int], cfg: SimulateCon
 
 @task
 def publish_summary(rows: list[dict[str, str]], cfg: SimulateConfig, run_dir: Path) -> Path:
-    title = (f"Simulation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`, JOSH on {benchmark(cfg.benchmark).title} "
+    title = (f"Simulation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`, JOSH on {domain(cfg.benchmark).title} "
              f"{cfg.split}, beam {cfg.beam_size}")
     return publish_metrics(rows, cfg, run_dir, "simulation", title)

@@ -15,7 +15,8 @@ from core.types import FunctionCall, Generation
 from quality.metrics import pass_hat_k
 from formats import function_calling
 from roleplay import harvest
-from roleplay.benchmarks import agent_format, benchmark, episode
+from envs.registry import domain
+from roleplay.rollout import agent_format, episode
 from roleplay.rollout import run_episodes
 
 from conftest import Scripted
@@ -99,7 +100,7 @@ def test_the_written_view_shows_native_calls_as_text_for_training_a_local_model(
 @pytest.mark.parametrize("fmt", ["react", "tools"])
 def test_a_scripted_agent_doing_the_ground_truth_wins_and_the_customer_stops_the_episode(fmt):
     task = _write_task()
-    bench = benchmark("retail")
+    bench = domain("retail")
     cfg = EvalConfig(benchmark="retail", split="test", user={"spec": "embedded"}, agent_format=fmt, max_agent_steps=10)
     agent_fmt = agent_format(bench, cfg)
     written = {"react": lambda c: f'APICALL {{"name": "{c.name}", "parameters": {json.dumps(c.arguments)}}} <COMMAND_END>',

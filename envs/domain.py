@@ -1,0 +1,96 @@
+"""What a domain gives the generic stages: tasks per split, a fresh environment per episode, what the agent and a
+model customer are told, a scripted customer if it has one, and how much of its goal a dialogue conveyed.
+
+Rollout, JOSH, evaluation and curation ask a domain (`envs.registry.domain(name)`) and never branch on its name.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from core.types import Dialogue, Message, Persona, Scenario, ToolCall
+from formats import react, user_sim
+
+
+class Environment(Protocol):
+    finished: bool  # the environment ended the episode (tau-bench: the customer was transferred)
+
+    def step(self, call: ToolCall) -> str: ...
+    def hear(self, reply: str) -> None: ...  # what the agent said to the customer (tau-bench looks for outputs there)
+    def reward(self): ...  # has .reward (float), .success (bool) and .earned (one bool per sub-goal)
+    def fork(self) -> "Environment": ...  # an independent copy of the state so far (JOSH branches)
+
+
+class ScriptedCustomer(Protocol):
+    """A customer with no model behind it (`user.spec=agenda`): the next thing it says, from what it has seen."""
+
+    def turn(self, scenario: Scenario, visible: Sequence[Message], seed: int) -> str: ...
+
+
+class Domain(ABC):
+    name: str
+    title: str  # for reports
+
+    @abstractmethod
+    def task_ids(self, split: str) -> list[str]: ...
+
+    @abstractmethod
+    def instruction(self, task_id: str) -> str:
+        """What the customer is after (the user simulator's goal)."""
+
+    @abstractmethod
+    def env(self, task_id: str) -> Environment: ...
+
+    @abstractmethod
+    def tool_schemas(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def instructions(self, style: str) -> str:
+        """The agent's system prompt before the format's own: `compact` for tiny models with a short context."""
+
+    @abstractmethod
+    def oracle_reward(self, task_id: str) -> float:
+        """What replaying the ground truth scores: the task's ceiling."""
+
+    @abstractmethod
+    def data_version(self) -> str: ...
+
+    stop_marker: str = user_sim.END_MARKER  # what a model customer writes to hang up
+
+    def scenario(self, task_id: str, persona: Persona | None = None) -> Scenario:
+        return Scenario(domain=self.name, task_id=task_id, instruction=self.instruction(task_id), persona=persona)
+
+    def react_system(self, style: str) -> str:
+        if style == "compact":
+            signatures = "\n".join(f"{s['function']['name']}({', '.join(s['function']['parameters']['properties'])})"
+                                   for s in self.tool_schemas())
+            return f"{self.instructions(style)} Reply PLAN then APICALL {{json}} or SPEAK text.\nAPIs:\n{signatures}"
+        return self.instructions(style) + _REACT_COMMANDS.format(end=react.END, ret=react.APIRETURN,
+                                                                 schemas=json.dumps(self.tool_schemas(), indent=1))
+
+    def customer_view(self, scenario: Scenario, visible: list[Message]) -> list[Message]:
+        """What a model customer is prompted with: by default the goal prompt (`formats/user_sim.py`)."""
+        return user_sim.user_view(scenario, visible)
+
+    def scripted_customer(self, max_messages: int) -> ScriptedCustomer | None:
+        """The domain's customer without a model, if it has one."""
+        return None
+
+    def goal_conveyed(self, dialogue: Dialogue) -> tuple[int, int] | None:
+        """(goal values the customer said, goal values there are), where the domain can tell."""
+        return None
+
+
+_REACT_COMMANDS = """
+
+# Commands
+Every reply is one PLAN followed by exactly one action, each ended by {end}:
+- PLAN <your private reasoning about what to do next> {end}
+- APICALL {{"name": "<api name>", "parameters": {{...}}}} {end}  calls an API; its result comes back as an {ret} message and you continue.
+- SPEAK <message to the customer> {end}  ends your turn; the customer sees only what you SPEAK.
+
+# APIs
+{schemas}"""
