@@ -9,16 +9,31 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.types import Dialogue, Message, Persona, Scenario, ToolCall
 from formats import react, user_sim
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What a tool call gave: the text the agent reads, and whether the tools took the call."""
+
+    text: str
+    ok: bool
+
+
+def is_error(text: str) -> bool:
+    """A rejected or malformed call's text, as every domain and format words it (`ERROR: ...`, `Error: ...`): how a
+    recorded dialogue shows a failed call (a live episode reads `StepResult.ok`)."""
+    return text[:5].lower() == "error"
+
+
 class Environment(Protocol):
     finished: bool  # the environment ended the episode (tau-bench: the customer was transferred)
 
-    def step(self, call: ToolCall) -> str: ...
+    def step(self, call: ToolCall) -> StepResult: ...
     def hear(self, reply: str) -> None: ...  # what the agent said to the customer (tau-bench looks for outputs there)
     def reward(self): ...  # has .reward (float), .success (bool) and .earned (one bool per sub-goal)
     def fork(self) -> "Environment": ...  # an independent copy of the state so far (JOSH branches)

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from core.types import Dialogue, JoshTree, Message, Outcome, PreferencePair, Scenario, Termination, TreeNode
+from envs.domain import is_error
 from envs.toolwoz.env import ToolWOZEnv
 from envs.toolwoz.data import ToolWOZData, package_file
-from envs.toolwoz.tools import is_error
+from envs.toolwoz.tools import is_rejected
 from formats import react
-from roleplay import rollout
 from roleplay.rollout import RETRIES_EXHAUSTED
 
 SHIPPED_TREES = "data/llama3-josh-toolwoz-for-KTO.zip"
@@ -40,7 +40,7 @@ def chat(messages: list[Message] | tuple[Message, ...]) -> list[dict[str, str]]:
 
 def is_error_message(m: Message) -> bool:
     """A rejected call's result or the agent running out of retries: what JOSH keeps off an SFT path."""
-    return (m.role == "tool" and rollout.is_error(m.content)) or m.content == RETRIES_EXHAUSTED
+    return (m.role == "tool" and is_error(m.content)) or m.content == RETRIES_EXHAUSTED
 
 
 def has_error(messages: tuple[Message, ...]) -> bool:
@@ -166,7 +166,7 @@ def _replayed(data: ToolWOZData, task_id: str, nodes: tuple[TreeNode, ...]) -> J
     result = env.reward()
     outcome = Outcome(reward=result.reward, success=result.success, termination=Termination.all_rewards_earned
                       if result.success else Termination.turn_cap, turns=sum(m.role != "tool" for m in messages),
-                      api_calls=len(env.records), invalid_calls=sum(is_error(r.result) for r in env.records))
+                      api_calls=len(env.records), invalid_calls=sum(is_rejected(r.result) for r in env.records))
     scenario = Scenario(domain="toolwoz", task_id=task_id, instruction=task.instruction)
     dialogue = Dialogue(scenario=scenario, messages=messages, outcome=outcome, agent_model="josh-train:llama3",
                         user_model="josh-train:user-simulator")

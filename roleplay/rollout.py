@@ -26,11 +26,6 @@ from roleplay.users import UserSimulator, as_user, ends_conversation
 RETRIES_EXHAUSTED = "Error: Agent ran out of retries."
 
 
-def is_error(observation: str) -> bool:
-    """A rejected or malformed call, as every environment and format words it (`ERROR: ...`, `Error: ...`)."""
-    return observation[:5].lower() == "error"
-
-
 @dataclass(frozen=True)
 class AgentFormat:
     """How the agent's turns are written and read: its system prompt, its view of the record, its parser, and
@@ -114,8 +109,9 @@ class Episode:
                 return self.finish(Termination.non_coherent)
             return self._end_agent_turn()
         if action.call is not None:
-            observation = self.env.step(action.call)
-            self.invalid_calls += is_error(observation)
+            result = self.env.step(action.call)
+            observation = result.text
+            self.invalid_calls += not result.ok
             made = (action.call,)
         else:  # a malformed native call keeps its id, so that the error answers it as that call's result
             observation = action.error

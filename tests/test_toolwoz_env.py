@@ -5,6 +5,7 @@ import json
 import pytest
 
 from core.types import ToolCall
+from envs.domain import StepResult
 from envs.toolwoz.data import load_toolwoz
 from envs.toolwoz.env import ToolWOZEnv, oracle_reward
 from envs.toolwoz.data import _cache_path, is_empty, query
@@ -49,9 +50,9 @@ def _booking_tasks(toolwoz, n=30):
 def test_invalid_calls_return_error_strings_not_exceptions(toolwoz):
     task = toolwoz.split("test")[0]
     env = ToolWOZEnv(toolwoz, task)
-    assert env.step(ToolCall(name="search_spaceship", arguments={})) == INVALID_PARAMS
-    assert env.step(ToolCall(name="search_hotel", arguments={"colour": "red"})) == INVALID_PARAMS
-    assert env.step(ToolCall(name="search_hotel", arguments={"area": ["north", "south"]})) == INVALID_VALUES
+    assert env.step(ToolCall(name="search_spaceship", arguments={})) == StepResult(INVALID_PARAMS, ok=False)
+    assert env.step(ToolCall(name="search_hotel", arguments={"colour": "red"})) == StepResult(INVALID_PARAMS, ok=False)
+    assert env.step(ToolCall(name="search_hotel", arguments={"area": ["north", "south"]})) == StepResult(INVALID_VALUES, ok=False)
     assert env.reward().reward == 0.0
 
 
@@ -110,7 +111,8 @@ def test_reward_gives_partial_credit_per_ground_truth_call(toolwoz):
     assert env.reward().reward == 1 / 3
     for call in calls[1:]:
         observation = env.step(call)
-        json.loads(observation)
+        assert observation.ok
+        json.loads(observation.text)
     assert env.reward().reward == 1.0 and env.reward().success
 
 

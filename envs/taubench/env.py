@@ -13,10 +13,11 @@ from functools import cache
 from typing import Any
 
 from core.types import ToolCall
+from envs.domain import StepResult, is_error
 from envs.taubench import airline, retail
 from envs.taubench.data import TauTask, fresh_database, state_hash
 from envs.taubench.reward import TERMINATE_TOOLS, TauReward, ground_truth, outputs_said
-from envs.taubench.tools import Tool, call, is_error
+from envs.taubench.tools import Tool, call
 
 TOOLS: dict[str, dict[str, Tool]] = {"retail": retail.TOOLS, "airline": airline.TOOLS}
 WRITES: dict[str, frozenset[str]] = {"retail": retail.WRITES, "airline": airline.WRITES}
@@ -60,7 +61,7 @@ class TauEnv:
         self.finished = False  # the agent transferred the customer: the episode ends
         self._scored: EpisodeReward | None = None
 
-    def step(self, tool_call: ToolCall) -> str:
+    def step(self, tool_call: ToolCall) -> StepResult:
         """Run the call; the result (JSON, text or `Error: ...`) is what the agent observes."""
         self._scored = None
         if self.db is None:
@@ -72,7 +73,7 @@ class TauEnv:
         self.made.append((tool_call.name, tool_call.arguments, not is_error(result)))
         self.changed |= writes  # even refused: a tool may have changed something before it failed
         self.finished |= tool_call.name in TERMINATE_TOOLS
-        return result
+        return StepResult(result, not is_error(result))
 
     def hear(self, reply: str) -> None:
         """What the agent said to the customer: required outputs are looked for there."""

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envs.taubench.data import TauTask, fresh_database, state_hash
-from envs.taubench.tools import Tool, call, is_error
+from envs.domain import is_error
+from envs.taubench.tools import Tool, call
 
 TERMINATE_TOOLS = ("transfer_to_human_agents",)  # ends the episode; not replayed
 

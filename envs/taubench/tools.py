@@ -64,7 +64,3 @@ def dumps(value: Any) -> str:
     """A record as the agent sees it (upstream's format: JSON)."""
     return json.dumps(value)
 
-
-def is_error(result: str) -> bool:
-    """A refusal or a call the tool could not take."""
-    return result.startswith("Error")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from core.types import ToolCall
+from envs.domain import StepResult
 from envs.toolwoz.data import ToolWOZData, ToolWOZTask
 from envs.toolwoz.reward import CallRecord, RewardResult, score
-from envs.toolwoz.tools import execute
+from envs.toolwoz.tools import execute, is_rejected
 
 
 class ToolWOZEnv:
@@ -18,11 +19,11 @@ class ToolWOZEnv:
         self.task = task
         self.records: list[CallRecord] = []
 
-    def step(self, call: ToolCall) -> str:
-        """Execute a call and return what the agent observes (JSON, or an `ERROR:` string)."""
+    def step(self, call: ToolCall) -> StepResult:
+        """Execute a call: the agent observes JSON rows, or an `ERROR:` string."""
         result = execute(self.data, self.task, call)
         self.records.append(CallRecord(call, result))
-        return result if isinstance(result, str) else json.dumps(result)
+        return StepResult(result if isinstance(result, str) else json.dumps(result), not is_rejected(result))
 
     def hear(self, reply: str) -> None:
         """The reward reads calls only."""

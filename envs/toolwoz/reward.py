@@ -13,7 +13,7 @@ from typing import Any
 
 from core.types import ToolCall
 from envs.toolwoz.data import ToolWOZTask, unique_id_key
-from envs.toolwoz.tools import ToolResult, is_error, is_subset
+from envs.toolwoz.tools import ToolResult, is_rejected, is_subset
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _earned(task: ToolWOZTask, gt: ToolCall, records: list[CallRecord]) -> bool:
     booked_id = goal.book[key] if goal.book else ""
     for r in mine:
         row = r.returned
-        if not row or is_error(row):
+        if not row or is_rejected(row):
             continue
         complete = is_subset(gt.arguments, r.call.arguments)
         if not complete and not is_subset(r.call.arguments, gt.arguments):

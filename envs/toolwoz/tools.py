@@ -11,18 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from core.types import ToolCall
+from envs.domain import is_error
 from envs.toolwoz.data import ToolWOZData, ToolWOZTask, is_empty, query, unique_id_key
 
 INVALID_PARAMS = "ERROR: INVALID API CALL! YOUR REQUEST CONTAINED PARAMETERS THAT ARE NOT ALLOWED FOR THIS API or AN IMPROPER API NAME!"
 INVALID_VALUES = "ERROR: INVALID API CALL! LISTS AND DICTS ARE NOT ALLOWED AS VALUES!"
 
 ToolResult = list[dict[str, Any]] | dict[str, Any] | str
-ERROR_PREFIX = "ERROR:"
 
 
-def is_error(result: ToolResult | str) -> bool:
-    """Rejected calls come back as `ERROR: ...` strings (also once rendered as the agent's observation)."""
-    return isinstance(result, str) and result.startswith(ERROR_PREFIX)
+def is_rejected(result: ToolResult) -> bool:
+    """Rejected calls come back as `ERROR: ...` strings; results the tools took are rows."""
+    return isinstance(result, str) and is_error(result)
 
 
 def normalise(value: Any) -> Any:

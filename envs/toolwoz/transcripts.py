@@ -29,7 +29,7 @@ from envs.toolwoz.data import (
     unique_id_key,
 )
 from envs.toolwoz.env import ToolWOZEnv
-from envs.toolwoz.tools import is_error
+from envs.toolwoz.tools import is_rejected
 from formats.react import format_call, format_speak
 from formats.user_sim import END_MARKER
 
@@ -54,7 +54,7 @@ def transcript(data: ToolWOZData, task: ToolWOZTask, log: list[dict[str, Any]]) 
             continue
         for call in calls_between(previous, turn["metadata"], data.api_params):
             record.append(Message(role="assistant", content=format_call(call), tool_calls=(call,)))
-            record.append(Message(role="tool", content=env.step(call)))
+            record.append(Message(role="tool", content=env.step(call).text))
         record.append(Message(role="assistant", content=format_speak(text)))
         previous = turn["metadata"]
     last_user = max(i for i, m in enumerate(record) if m.role == "user")
@@ -66,7 +66,7 @@ def transcript(data: ToolWOZData, task: ToolWOZTask, log: list[dict[str, Any]]) 
         termination=Termination.user_ended,
         turns=sum(m.role == "user" or m.content.startswith("SPEAK") for m in record),
         api_calls=len(env.records),
-        invalid_calls=sum(is_error(r.result) for r in env.records),
+        invalid_calls=sum(is_rejected(r.result) for r in env.records),
     )
     scenario = Scenario(domain="toolwoz", task_id=task.id, instruction=task.instruction)
     return Dialogue(scenario=scenario, messages=tuple(record), outcome=outcome, agent_model=HUMAN, user_model=HUMAN)
