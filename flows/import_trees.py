@@ -1,4 +1,5 @@
-"""Import josh-train's shipped Llama-3 JOSH trees into the datasets a simulate run saves.
+"""Import josh-train's shipped Llama-3 JOSH trees into the datasets a simulate run saves (ToolWOZ only: the trees
+are ToolWOZ dialogues, so this flow names its domain).
 
 shipped trees (each replayed here for its reward) -> dialogues, trees, SFT set, DPO pairs, KTO rows
 """
@@ -14,9 +15,8 @@ from core.config import SimulateConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import new_run_dir
 from core.types import JoshTree
-from envs.toolwoz.data import load_toolwoz
-from envs.toolwoz.data import data_version
-from roleplay import harvest
+from envs.toolwoz.data import data_version, load_toolwoz
+from roleplay.shipped_trees import import_shipped_trees
 from tasks.simulation import harvest_datasets
 
 
@@ -27,10 +27,10 @@ class ImportReport(BaseModel):
     cached: bool  # the replayed trees were read from storage
 
 
-@task(cache_key_fn=lambda *_: stable_hash("shipped-trees", data_version(), code_fingerprint("roleplay.harvest")))
+@task(cache_key_fn=lambda *_: stable_hash("shipped-trees", data_version(), code_fingerprint("roleplay.shipped_trees")))
 def shipped_trees() -> list[JoshTree]:
     """Every shipped tree, replayed here for its reward; cached on the data package and the replay code."""
-    return harvest.import_shipped_trees(load_toolwoz())
+    return import_shipped_trees(load_toolwoz())
 
 
 @flow(name="import-josh-trees")

@@ -1,11 +1,12 @@
 """josh-train's shipped Llama-3 JOSH trees go through the same builders as ours."""
 
 from roleplay import harvest
+from roleplay.shipped_trees import import_shipped_trees
 from formats.react import system_prompt
 
 
 def test_shipped_trees_import_into_sft_and_pairs(toolwoz):
-    trees = harvest.import_shipped_trees(toolwoz)
+    trees = import_shipped_trees(toolwoz)
     assert len(trees) == 926
     assert sum(t.dialogue.outcome.success for t in trees) > 550  # replayed here; josh-train marks 631 as 100%
     system = system_prompt(toolwoz.tool_schemas, "compact")
