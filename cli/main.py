@@ -7,61 +7,43 @@ data package) is checked before the flow starts and reported as one line, exit c
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.paths import configure_prefect
 
+if TYPE_CHECKING:
+    from core.config import (CurateConfig, EvalConfig, ImagineConfig, PersonaConfig, PipelineConfig, RolePlayConfig,
+                             SelfTalkConfig, SimulateConfig)
+    from models.bootstrap_config import BootstrapConfig
+
 EXIT_USER_ERROR = 2
-COMMANDS = {
-    "evaluate": ("evaluate an agent model against a user simulator on ToolWOZ or tau-bench (benchmark=retail|airline)",
-                 "embedded"),
-    "bootstrap": ("train the embedded offline model on ToolWOZ's human training dialogues", None),
-    "simulate": ("JOSH role-play on ToolWOZ (or tau-bench retail) training tasks, harvested into SFT and preference "
-                 "datasets", "simulate"),
-    "personas": ("draw simulated-user personas and report their diversity", None),
-    "import-trees": ("turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets", None),
-    "curate": ("filter a simulate or import-trees run with expectation suites (set source=<run folder>)", None),
-    "selftalk": ("Self-talk on a workflow (set workflow=<name or YAML path>): dialogues and an SFT set", None),
-    "imagine": ("the imagination engine: imagined, critiqued and revised dialogues from a task description", None),
-    "pipeline": ("self-training end to end: simulate, curate, SFT, DPO, evaluate base vs SFT vs DPO", "pipeline"),
-}
-
-
-CONFIGS = {"evaluate": "EvalConfig", "simulate": "SimulateConfig", "personas": "PersonaConfig",
-           "import-trees": "SimulateConfig", "curate": "CurateConfig", "selftalk": "SelfTalkConfig",
-           "imagine": "ImagineConfig", "pipeline": "PipelineConfig"}  # in core.config; bootstrap's sits with the model
 
 
 def _parser() -> argparse.ArgumentParser:
-    import core.config
-    from models.bootstrap_config import BootstrapConfig
-
-    configs = {name: getattr(core.config, cls) for name, cls in CONFIGS.items()} | {"bootstrap": BootstrapConfig}
+    from core.config import knobs
 
     parser = argparse.ArgumentParser(prog="selftrain", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, preset) in COMMANDS.items():
-        keys = core.config.knobs(configs[name])
-        sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+    for name, command in COMMANDS.items():
+        if command.arguments:
+            command.arguments(commands.add_parser(name, help=command.help, description=command.description or command.help))
+            continue
+        keys = knobs(command.config_class())
+        sub = commands.add_parser(name, help=command.help, description=command.help, formatter_class=argparse.RawDescriptionHelpFormatter,
                                   epilog="config keys (--set key=value; defaults before the preset):\n  " + "\n  ".join(keys))
-        sub.add_argument("--preset", default=preset, help=f"preset name in configs/ or a YAML path (default: {preset})")
+        sub.add_argument("--preset", default=command.preset, help=f"preset name in configs/ or a YAML path (default: {command.preset})")
         sub.add_argument(
             "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
             help="override a config key, e.g. --set n_tasks=20 --set agent.spec=openai:gpt-4o-mini (repeatable)",
         )
-    _ops_parser(commands)
-    _cache_parser(commands)
-    export = commands.add_parser("export", help="copy a run folder or adapter to an fsspec URL (S3, GCS, the Hub)",
-                                 description="Copy a run folder or adapter to another disk, s3://, gs:// or the Hugging Face "
-                                             "Hub (hf://<user>/<repo>, hf://datasets/<user>/<repo>; token from HF_TOKEN).")
-    export.add_argument("folder")
-    export.add_argument("--to", required=True, metavar="URL")
     return parser
 
 
-def _cache_parser(commands) -> None:
-    cache = commands.add_parser("cache", help="list or remove embedded models, adapters and run folders",
-                                description="What the project keeps on disk; age counts from an entry's last use.")
+def _cache_arguments(cache: argparse.ArgumentParser) -> None:
     actions = cache.add_subparsers(dest="action", required=True)
     for name, help_text in (("ls", "list entries with size and days since last use"),
                             ("prune", "remove the entries not used for --older-than days")):
@@ -73,9 +55,7 @@ def _cache_parser(commands) -> None:
             sub.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
 
 
-def _ops_parser(commands) -> None:
-    ops = commands.add_parser("ops", help="local operations: a Prefect server and worker, deployments, runs",
-                              description="Run the flows as deployments on a local Prefect server (127.0.0.1), watched in its UI.")
+def _ops_arguments(ops: argparse.ArgumentParser) -> None:
     actions = ops.add_subparsers(dest="action", required=True)
     up = actions.add_parser("up", help="start a Prefect server and a process worker (pool `local`) in the background")
     up.add_argument("--port", type=int, default=4200)
@@ -88,6 +68,11 @@ def _ops_parser(commands) -> None:
     run.add_argument("--wait", action="store_true", help="wait for the run to finish and print its final state")
     actions.add_parser("status", help="what runs, what is deployed, the next scheduled runs")
     actions.add_parser("down", help="stop the worker, then the server")
+
+
+def _export_arguments(export: argparse.ArgumentParser) -> None:
+    export.add_argument("folder")
+    export.add_argument("--to", required=True, metavar="URL")
 
 
 def format_table(rows: list[dict[str, str]]) -> str:
@@ -103,25 +88,20 @@ def print_run(title: str, report) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
-def _checked(cls, preset: str | None, overrides: list[str]):
-    """The config, after checking what a run needs before it starts: the data package and the models."""
-    from core.config import build_config
+def _check_roles(cfg: RolePlayConfig) -> None:
+    """What a role-play run needs before it starts: the data package and the models."""
     from envs.toolwoz.data import package_file
     from models.loading import check_model
     from roleplay.users import check_user
 
-    cfg = build_config(cls, preset, overrides)
     package_file("data/dataset.zip")
     check_model(cfg.agent)
     if cfg.user != cfg.agent:
         check_user(cfg.user)
-    return cfg
 
 
-def evaluate(preset: str | None, overrides: list[str]) -> None:
-    from core.config import EvalConfig
-
-    cfg = _checked(EvalConfig, preset, overrides)
+def evaluate(cfg: EvalConfig) -> None:
+    _check_roles(cfg)
 
     from flows.evaluate import evaluate as evaluate_flow
     from envs.registry import domain
@@ -134,12 +114,9 @@ def evaluate(preset: str | None, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
-def bootstrap(preset: str | None, overrides: list[str]) -> None:
-    from core.config import build_config
+def bootstrap(cfg: BootstrapConfig) -> None:
     from envs.toolwoz.data import package_file
-    from models.bootstrap_config import BootstrapConfig
 
-    cfg = build_config(BootstrapConfig, preset, overrides)
     package_file("data/dataset.zip")
 
     from flows.bootstrap import bootstrap as bootstrap_flow
@@ -147,11 +124,10 @@ def bootstrap(preset: str | None, overrides: list[str]) -> None:
     print(f"\nembedded model: {bootstrap_flow(cfg)}")
 
 
-def simulate(preset: str | None, overrides: list[str]) -> None:
-    from core.config import SimulateConfig
+def simulate(cfg: SimulateConfig) -> None:
     from models.loading import check_model
 
-    cfg = _checked(SimulateConfig, preset, overrides)
+    _check_roles(cfg)
     if cfg.personas.rewrite is not None:
         check_model(cfg.personas.rewrite)
 
@@ -163,12 +139,10 @@ def simulate(preset: str | None, overrides: list[str]) -> None:
               f"beam {cfg.beam_size}", report)
 
 
-def selftalk(preset: str | None, overrides: list[str]) -> None:
-    from core.config import SelfTalkConfig, build_config
+def selftalk(cfg: SelfTalkConfig) -> None:
     from envs.workflows import load_workflow
     from roleplay.selftalk import check_roles
 
-    cfg = build_config(SelfTalkConfig, preset, overrides)
     load_workflow(cfg.workflow)
     check_roles(cfg)
 
@@ -179,11 +153,9 @@ def selftalk(preset: str | None, overrides: list[str]) -> None:
               f"manager {cfg.manager.spec if cfg.manager else 'ROUGE-L'}", report)
 
 
-def imagine(preset: str | None, overrides: list[str]) -> None:
-    from core.config import ImagineConfig, build_config
+def imagine(cfg: ImagineConfig) -> None:
     from models.loading import check_model
 
-    cfg = build_config(ImagineConfig, preset, overrides)
     check_model(cfg.model)
 
     from flows.imagine import imagine_flow
@@ -194,11 +166,9 @@ def imagine(preset: str | None, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
-def personas(preset: str | None, overrides: list[str]) -> None:
-    from core.config import PersonaConfig, build_config
+def personas(cfg: PersonaConfig) -> None:
     from models.loading import check_model
 
-    cfg = build_config(PersonaConfig, preset, overrides)
     if cfg.rewrite is not None:
         check_model(cfg.rewrite)
 
@@ -210,11 +180,10 @@ def personas(preset: str | None, overrides: list[str]) -> None:
     print(format_table([{"metric": k, "value": str(v)} for k, v in stats.items()]))
 
 
-def import_trees(preset: str | None, overrides: list[str]) -> None:
-    from core.config import SimulateConfig, build_config
+def import_trees(cfg: SimulateConfig) -> None:
+    """Only the config's agent prompt, SFT reward bar and folders are used."""
     from envs.toolwoz.data import package_file
 
-    cfg = build_config(SimulateConfig, preset, overrides)  # only its prompt, SFT bar and folders are used
     package_file("data/dataset.zip")
 
     from flows.import_trees import import_josh_trees
@@ -226,13 +195,11 @@ def import_trees(preset: str | None, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
-def curate(preset: str | None, overrides: list[str]) -> None:
-    from core.config import CurateConfig, build_config
+def curate(cfg: CurateConfig) -> None:
     from models.loading import check_model
     from quality.suites import load_suite
     from tasks.curation import source_file
 
-    cfg = build_config(CurateConfig, preset, overrides)
     source_file(cfg.source)
     for suite in cfg.suites:
         load_suite(suite)
@@ -254,8 +221,7 @@ def curate(preset: str | None, overrides: list[str]) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
-def pipeline(preset: str | None, overrides: list[str]) -> None:
-    from core.config import PipelineConfig, build_config
+def pipeline(cfg: PipelineConfig) -> None:
     from envs.toolwoz.data import package_file
     from envs.workflows import load_workflow
     from models.loading import check_model
@@ -264,7 +230,6 @@ def pipeline(preset: str | None, overrides: list[str]) -> None:
     from roleplay.selftalk import check_roles
     from roleplay.users import check_user
 
-    cfg = build_config(PipelineConfig, preset, overrides)
     package_file("data/dataset.zip")
     check_model(cfg.agent)
     if cfg.agent.spec != "embedded":
@@ -344,19 +309,64 @@ def export(args) -> None:
     print(f"copied {args.folder} to {copy(args.folder, args.to)}")
 
 
+@dataclass(frozen=True)
+class Command:
+    """One `selftrain` command: what it runs and its help; a flow command's config class and default preset, or
+    the arguments of one that runs no flow."""
+
+    run: Callable
+    help: str
+    config: str | None = None  # "module:Class", imported when the parser is built
+    preset: str | None = None
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    description: str | None = None
+
+    def config_class(self):
+        module, _, name = self.config.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+COMMANDS = {
+    "evaluate": Command(evaluate, "evaluate an agent model against a user simulator on ToolWOZ or tau-bench "
+                                  "(benchmark=retail|airline)", "core.config:EvalConfig", "embedded"),
+    "bootstrap": Command(bootstrap, "train the embedded offline model on ToolWOZ's human training dialogues",
+                         "models.bootstrap_config:BootstrapConfig"),
+    "simulate": Command(simulate, "JOSH role-play on ToolWOZ (or tau-bench retail) training tasks, harvested into SFT "
+                                  "and preference datasets", "core.config:SimulateConfig", "simulate"),
+    "personas": Command(personas, "draw simulated-user personas and report their diversity", "core.config:PersonaConfig"),
+    "import-trees": Command(import_trees, "turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets",
+                            "core.config:SimulateConfig"),
+    "curate": Command(curate, "filter a simulate or import-trees run with expectation suites (set source=<run folder>)",
+                      "core.config:CurateConfig"),
+    "selftalk": Command(selftalk, "Self-talk on a workflow (set workflow=<name or YAML path>): dialogues and an SFT set",
+                        "core.config:SelfTalkConfig"),
+    "imagine": Command(imagine, "the imagination engine: imagined, critiqued and revised dialogues from a task description",
+                       "core.config:ImagineConfig"),
+    "pipeline": Command(pipeline, "self-training end to end: simulate, curate, SFT, DPO, evaluate base vs SFT vs DPO",
+                        "core.config:PipelineConfig", "pipeline"),
+    "ops": Command(ops, "local operations: a Prefect server and worker, deployments, runs", arguments=_ops_arguments,
+                   description="Run the flows as deployments on a local Prefect server (127.0.0.1), watched in its UI."),
+    "cache": Command(cache, "list or remove embedded models, adapters and run folders", arguments=_cache_arguments,
+                     description="What the project keeps on disk; age counts from an entry's last use."),
+    "export": Command(export, "copy a run folder or adapter to an fsspec URL (S3, GCS, the Hub)", arguments=_export_arguments,
+                      description="Copy a run folder or adapter to another disk, s3://, gs:// or the Hugging Face Hub "
+                                  "(hf://<user>/<repo>, hf://datasets/<user>/<repo>; token from HF_TOKEN)."),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
     from core.errors import UserError
 
     try:
-        commands = {"evaluate": evaluate, "bootstrap": bootstrap, "simulate": simulate, "personas": personas,
-                    "import-trees": import_trees, "curate": curate,
-                    "selftalk": selftalk, "imagine": imagine, "pipeline": pipeline}
-        if args.command in ("ops", "cache", "export"):
-            {"ops": ops, "cache": cache, "export": export}[args.command](args)
+        command = COMMANDS[args.command]
+        if command.arguments:
+            command.run(args)
         else:
-            commands[args.command](args.preset, args.overrides)
+            from core.config import build_config
+
+            command.run(build_config(command.config_class(), args.preset, args.overrides))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
