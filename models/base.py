@@ -21,9 +21,7 @@ class ChatModel(ABC):
         tools: Sequence[dict[str, Any]] | None = None,
     ) -> list[list[Generation]]:
         """One list of n generations per prompt, same order as prompts. `tools` (OpenAI tool schemas) are sent
-        natively by backends that call functions natively (`native_tools`); the others read them in the prompt."""
-
-    native_tools: bool = False
+        natively by backends that call functions natively (the agent format decides when to pass them)."""
 
     @abstractmethod
     def fingerprint(self) -> str:

@@ -111,8 +111,6 @@ class OpenAIChatModel(ChatModel):
         self.url = str(self.client.base_url).rstrip("/")
         self.pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="openai")
 
-    native_tools = True
-
     def generate(
         self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1,
         tools: Sequence[dict[str, Any]] | None = None,
