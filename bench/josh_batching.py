@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from core.config import ModelConfig, SimulateConfig
+from core.config import ModelConfig
+from roleplay.config import SimulateConfig
 from envs.toolwoz.data import load_toolwoz
 from models.loading import load_model
 from models.base import ChatModel

@@ -17,7 +17,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from core.config import PipelineConfig, build_config
+from core.config import build_config
+from flows.pipeline_config import PipelineConfig
 from core.paths import configure_prefect
 from core.records import read_jsonl
 

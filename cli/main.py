@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from core.paths import configure_prefect
 
 if TYPE_CHECKING:
-    from core.config import (CurateConfig, EvalConfig, ImagineConfig, PersonaConfig, PipelineConfig, RolePlayConfig,
-                             SelfTalkConfig, SimulateConfig)
+    from core.config import CurateConfig, ImagineConfig, PersonaConfig, SelfTalkConfig
+    from flows.pipeline_config import PipelineConfig
+    from roleplay.config import EvalConfig, RolePlayConfig, SimulateConfig
     from models.bootstrap_config import BootstrapConfig
 
 EXIT_USER_ERROR = 2
@@ -328,14 +329,14 @@ class Command:
 
 COMMANDS = {
     "evaluate": Command(evaluate, "evaluate an agent model against a user simulator on ToolWOZ or tau-bench "
-                                  "(benchmark=retail|airline)", "core.config:EvalConfig", "embedded"),
+                                  "(benchmark=retail|airline)", "roleplay.config:EvalConfig", "embedded"),
     "bootstrap": Command(bootstrap, "train the embedded offline model on ToolWOZ's human training dialogues",
                          "models.bootstrap_config:BootstrapConfig"),
     "simulate": Command(simulate, "JOSH role-play on ToolWOZ (or tau-bench retail) training tasks, harvested into SFT "
-                                  "and preference datasets", "core.config:SimulateConfig", "simulate"),
+                                  "and preference datasets", "roleplay.config:SimulateConfig", "simulate"),
     "personas": Command(personas, "draw simulated-user personas and report their diversity", "core.config:PersonaConfig"),
     "import-trees": Command(import_trees, "turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets",
-                            "core.config:SimulateConfig"),
+                            "roleplay.config:SimulateConfig"),
     "curate": Command(curate, "filter a simulate or import-trees run with expectation suites (set source=<run folder>)",
                       "core.config:CurateConfig"),
     "selftalk": Command(selftalk, "Self-talk on a workflow (set workflow=<name or YAML path>): dialogues and an SFT set",
@@ -343,7 +344,7 @@ COMMANDS = {
     "imagine": Command(imagine, "the imagination engine: imagined, critiqued and revised dialogues from a task description",
                        "core.config:ImagineConfig"),
     "pipeline": Command(pipeline, "self-training end to end: simulate, curate, SFT, DPO, evaluate base vs SFT vs DPO",
-                        "core.config:PipelineConfig", "pipeline"),
+                        "flows.pipeline_config:PipelineConfig", "pipeline"),
     "ops": Command(ops, "local operations: a Prefect server and worker, deployments, runs", arguments=_ops_arguments,
                    description="Run the flows as deployments on a local Prefect server (127.0.0.1), watched in its UI."),
     "cache": Command(cache, "list or remove embedded models, adapters and run folders", arguments=_cache_arguments,

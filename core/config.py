@@ -1,7 +1,9 @@
-"""Typed configs for every flow, and how presets + `--set key=value` overrides become one.
+"""How presets + `--set key=value` overrides become a typed config, and the configs shared by several stages.
 
-Every knob lives here, each with a default and a description (so the Prefect UI renders a
-form with help texts). Unknown keys are errors, never silently ignored.
+Each knob has a default and a description (so the Prefect UI renders a form with help
+texts); unknown keys are errors, never silently ignored. Configs read by one part live
+beside it: role-play in `roleplay/config.py`, the pipeline in `flows/pipeline_config.py`,
+the embedded model's recipe in `models/bootstrap_config.py`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
 from core.errors import ConfigError
 from core.types import StrictModel
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
-# The benchmarks a role-play config can name, with their splits (tau-bench's data reads its own from here).
-SPLITS = {"toolwoz": ("train", "val", "test"), "retail": ("test", "train", "dev"), "airline": ("test",)}
 
 
 C = TypeVar("C", bound=StrictModel)
@@ -73,49 +73,6 @@ class RunFolders(StrictModel):
     SHARED: ClassVar[tuple[str, ...]] = ("runs_dir",)
 
 
-class RolePlayConfig(RunFolders):
-    """An agent and a user simulator talking on a benchmark's tasks: what evaluation and simulation share."""
-
-    benchmark: Literal["toolwoz", "retail", "airline"] = Field(
-        "toolwoz", description="ToolWOZ (MultiWOZ as tool use), or tau-bench's retail or airline domain.")
-    agent: ModelConfig = Field(default_factory=ModelConfig)
-    user: ModelConfig = Field(default_factory=ModelConfig)
-    agent_sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=64))
-    agent_format: Literal["react", "tools"] = Field(
-        "react", description="`react`: PLAN / APICALL / SPEAK text; `tools`: function calling (OpenAI tool schemas, "
-                             "native `tools` with an openai: agent, <tool_call> JSON for local models).")
-    agent_prompt: Literal["react", "compact"] = Field(
-        "compact", description="`react`: full instructions (tau-bench: the policy) and tool schemas (large models); "
-                               "`compact`: a line and tool signatures (tiny models with a short context)."
-    )
-    split: Literal["train", "val", "test", "dev"] = Field(
-        "val", description="ToolWOZ: train / val / test; tau-bench retail: train / test / dev, airline: test.")
-    n_tasks: int = Field(10, gt=0, description="How many tasks of the split to use.")
-    seed: int = Field(0, description="Which tasks: a seeded sample of the split.")
-    max_messages: int = Field(
-        15, gt=0, description="No user turn once this many messages are visible; the agent still answers the last one (as in JOSH)."
-    )
-    max_agent_steps: int = Field(3, gt=0, description="Agent generations per turn before retries are exhausted.")
-    shard_size: int = Field(100, gt=0, description="Tasks per cached shard: a rerun redoes only unfinished shards.")
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shards run (results are the same).")
-    run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
-
-    @model_validator(mode="after")
-    def _split_exists(self) -> "RolePlayConfig":
-        splits = SPLITS[self.benchmark]
-        if self.split not in splits:
-            raise ValueError(f"{self.benchmark} has no {self.split!r} split (splits: {', '.join(splits)})")
-        return self
-
-
-class EvalConfig(RolePlayConfig):
-    """Evaluate an agent against a user simulator on a slice of a benchmark split."""
-
-    trials: int = Field(1, gt=0, description="Conversations per task, each with the next sampling seed; reported as "
-                                             "pass^k for k = 1..trials (every one of k trials succeeds).")
-
-
 class PersonaConfig(RunFolders):
     """Simulated users: draws from the attribute grid, optionally rewritten as prose by a model."""
 
@@ -126,28 +83,6 @@ class PersonaConfig(RunFolders):
     near_duplicate_threshold: float = Field(
         0.9, gt=0, le=1, description="Drop a persona whose text's word-trigram Jaccard similarity to a kept one reaches this."
     )
-
-
-class SimulateConfig(RolePlayConfig):
-    """JOSH role-play on training tasks with personas, harvested into SFT and preference datasets."""
-
-    split: Literal["train", "val", "test"] = "train"
-    n_tasks: int = Field(50, gt=0, description="How many tasks of the split to simulate.")
-    task_draw: int = Field(0, ge=0, description="Which draw of n_tasks tasks: draw d holds none of draws 0..d-1's tasks "
-                                                "(self-training round d + 1 simulates tasks no earlier round used).")
-    agent_sampling: SamplingConfig = Field(
-        default_factory=lambda: SamplingConfig(temperature=1.0, seed=0),
-        description="Sampled (temperature > 0), so that sibling branches differ.",
-    )
-    user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=64, seed=0))
-    beam_size: int = Field(8, gt=0, description="JOSH beam: live leaves double each turn while they fit (1 = plain role-play).")
-    personas: PersonaConfig = Field(default_factory=PersonaConfig)
-    personas_per_task: int = Field(1, gt=0, description="Scenarios per task, each played by a different persona.")
-    shard_size: int = Field(10, gt=0, description="Scenarios per cached shard: a rerun redoes only unfinished shards.")
-    sft_min_reward: float = Field(
-        1.0, ge=0, le=1, description="Keep a tree's settled path for SFT when its dialogue reached this reward: 1 = golden "
-                                     "paths only; below 1 also partial paths, cut after the turn that earned the last "
-                                     "sub-goal (never one with an error on it).")
 
 
 class TrainConfig(StrictModel):
@@ -249,59 +184,6 @@ class ImagineConfig(RunFolders):
     personas: PersonaConfig = Field(default_factory=lambda: PersonaConfig(n=16))
     critique: bool = Field(True, description="Critique and revise each imagined dialogue (False: keep the drafts).")
     run_name: str | None = Field(None, description="Run folder name; default: imagine-<time>.")
-
-
-class PipelineConfig(RunFolders):
-    """Self-training end to end: simulate (or import josh-train's trees) -> curate -> SFT -> DPO -> evaluate
-    base, SFT and DPO on the same held-out tasks and seeds."""
-
-    source: Literal["simulate", "josh-trees", "selftalk", "imagine"] = Field(
-        "simulate", description="`simulate`: JOSH with the base agent; `josh-trees`: josh-train's shipped Llama-3 trees; "
-                                "`selftalk`: Self-talk on a workflow (evaluated by unguided self-talk, other persona pairings); "
-                                "`imagine`: the imagination engine on a task description (no environment: not evaluated).")
-    agent: ModelConfig = Field(default_factory=ModelConfig, description="The base model: simulates, is trained, is evaluated.")
-    user: ModelConfig = Field(default_factory=lambda: ModelConfig(spec="agenda"), description="Who plays the customer.")
-    simulate: SimulateConfig = Field(default_factory=SimulateConfig, description="JOSH settings (its agent/user are the above).")
-    selftalk: SelfTalkConfig = Field(default_factory=SelfTalkConfig, description="Self-talk settings (its agent/user are the above).")
-    imagine: ImagineConfig = Field(default_factory=ImagineConfig, description="Imagination engine settings (its own model).")
-    suites: list[str] = Field(default_factory=lambda: ["roleplay", "josh", "batch"], description="Curation suites, in order.")
-    sft: SFTConfig = Field(default_factory=SFTConfig)
-    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
-    evaluation: EvalConfig = Field(default_factory=EvalConfig, description="Held-out tasks and seeds (its agent/user are the above).")
-    rounds: int = Field(1, ge=1, description="Rounds of self-training (source=simulate): round k runs JOSH with round k-1's "
-                                             "model on simulate.n_tasks new training tasks, curates, trains SFT and the "
-                                             "preference step from the base on everything kept so far; base and each "
-                                             "round's model are evaluated (1: base, SFT and the preference step).")
-    SHARED: ClassVar[tuple[str, ...]] = ("agent", "user", "runs_dir")  # set here once for every stage
-
-    @model_validator(mode="after")
-    def _roles_set_once(self) -> "PipelineConfig":
-        for stage in ("simulate", "selftalk", "evaluation"):
-            for role in ("agent", "user"):
-                if getattr(self, stage).model_fields_set & {role}:
-                    raise ValueError(f"set {role}.* at the top level, not {stage}.{role}: every stage uses the same {role}")
-        if self.rounds > 1 and self.source != "simulate":
-            raise ValueError(f"rounds={self.rounds} needs source=simulate: only JOSH makes new data with each round's model")
-        if self.source == "josh-trees" and self.simulate.benchmark != "toolwoz":
-            raise ValueError("josh-train's shipped trees are ToolWOZ dialogues: source=josh-trees needs simulate.benchmark=toolwoz")
-        if self.source == "selftalk" and self.user.spec == "agenda":
-            raise ValueError("the agenda user plays ToolWOZ customers: for source=selftalk set user.spec=script "
-                             "(the workflow's scripted client) or a model")
-        if self.source == "simulate" and self.simulate.benchmark != self.evaluation.benchmark:
-            raise ValueError(f"simulate.benchmark ({self.simulate.benchmark}) and evaluation.benchmark "
-                             f"({self.evaluation.benchmark}) differ: the agent is evaluated where it was trained")
-        if self.simulate.agent_format != self.evaluation.agent_format:
-            raise ValueError(f"simulate.agent_format ({self.simulate.agent_format}) and evaluation.agent_format "
-                             f"({self.evaluation.agent_format}) differ: the agent is trained and evaluated in one format")
-        if self.simulate.agent_prompt != self.evaluation.agent_prompt:
-            raise ValueError(f"simulate.agent_prompt ({self.simulate.agent_prompt}) and evaluation.agent_prompt "
-                             f"({self.evaluation.agent_prompt}) differ: the agent is trained and evaluated in one format")
-        return self
-
-    def stage(self, name: str, **updates):
-        """The config one stage runs with: the shared agent, user and runs folder filled in."""
-        cfg = getattr(self, name)
-        return cfg.model_copy(update={"agent": self.agent, "user": self.user, "runs_dir": self.runs_dir, **updates})
 
 
 def knobs(cls: type[StrictModel], prefix: str = "", default: StrictModel | None = None, skip: tuple = ()) -> list[str]:

@@ -1,12 +1,14 @@
-"""The domains role-play runs on, by name (a config's `benchmark`); each imported only when asked for."""
+"""The domains role-play runs on, by name (a config's `benchmark`), with their splits; each domain's code is imported
+only when it is asked for."""
 
 from __future__ import annotations
 
 from functools import cache
 
-from core.config import SPLITS
 from envs.domain import Domain
+from envs.taubench.data import SPLITS as TAU_SPLITS
 
+SPLITS = {"toolwoz": ("train", "val", "test"), **TAU_SPLITS}  # what a config may name
 DOMAINS = tuple(SPLITS)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from prefect import flow
 
-from core.config import EvalConfig
+from roleplay.config import EvalConfig
 from core.paths import new_run_dir
 from core.types import Dialogue
 from flows.bootstrap import bootstrap

@@ -18,7 +18,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from core.config import CurateConfig, ModelConfig, PipelineConfig
+from core.config import CurateConfig, ModelConfig
+from flows.pipeline_config import PipelineConfig
 from core.paths import new_run_dir
 from flows.bootstrap import bootstrap
 from flows.curate import curate

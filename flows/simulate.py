@@ -11,7 +11,7 @@ from datetime import datetime
 from prefect import flow
 from pydantic import BaseModel
 
-from core.config import SimulateConfig
+from roleplay.config import SimulateConfig
 from core.paths import new_run_dir
 from core.types import JoshTree, Scenario
 from flows.bootstrap import bootstrap

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from core.config import RolePlayConfig, SamplingConfig
+from core.config import SamplingConfig
+from roleplay.config import RolePlayConfig
 from core.types import Dialogue, Generation, Message, Outcome, Scenario, Termination, ToolCall
 from envs.domain import Domain, Environment
 from formats import function_calling, react, stops

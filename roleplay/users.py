@@ -12,7 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from core.config import ModelConfig, RolePlayConfig, SamplingConfig
+from core.config import ModelConfig, SamplingConfig
+from roleplay.config import RolePlayConfig
 from core.errors import ConfigError
 from core.fingerprint import stable_hash
 from core.types import Generation, Message, Scenario

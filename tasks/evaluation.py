@@ -19,7 +19,7 @@ from prefect.artifacts import (
 )
 
 from core import records
-from core.config import EvalConfig, RolePlayConfig
+from roleplay.config import EvalConfig, RolePlayConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core.types import Dialogue
 from quality.metrics import EvalReport

@@ -16,7 +16,8 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from core import records
-from core.config import ModelConfig, SimulateConfig
+from core.config import ModelConfig
+from roleplay.config import SimulateConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core.types import JoshTree, Persona, Scenario, Usage
 from roleplay import harvest, josh

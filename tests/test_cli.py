@@ -92,7 +92,8 @@ def test_help_lists_the_commands_and_options():
 
 
 def test_pipeline_help_shows_every_knob():
-    from core.config import PipelineConfig, knobs
+    from core.config import knobs
+    from flows.pipeline_config import PipelineConfig
 
     result = _run("-m", "cli.main", "pipeline", "--help")
     keys = [line.split()[0] for line in knobs(PipelineConfig)]

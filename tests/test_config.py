@@ -2,7 +2,8 @@
 
 import pytest
 
-from core.config import EvalConfig, build_config
+from core.config import build_config
+from roleplay.config import EvalConfig
 from core.errors import ConfigError
 
 

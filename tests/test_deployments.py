@@ -6,7 +6,8 @@ from pathlib import Path
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from core.config import PipelineConfig, build_config
+from core.config import build_config
+from flows.pipeline_config import PipelineConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENTS = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]

@@ -5,7 +5,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from core.config import EvalConfig, build_config
+from core.config import build_config
+from roleplay.config import EvalConfig
 from core.records import dialogues_from_dataset
 from flows.evaluate import evaluate
 from models.embedded import build_random_model

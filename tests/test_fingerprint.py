@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from core import fingerprint
-from core.config import EvalConfig
+from roleplay.config import EvalConfig
 from core.paths import PROJECT_ROOT
 from core.fingerprint import code_fingerprint, module_closure
 from models.bootstrap_config import BootstrapConfig

@@ -25,7 +25,7 @@ def test_shipped_trees_import_into_sft_and_pairs(toolwoz):
 def test_import_flow_saves_the_shipped_trees_as_training_datasets(prefect_server, tmp_path, toolwoz):
     import datasets
 
-    from core.config import SimulateConfig
+    from roleplay.config import SimulateConfig
     from flows.import_trees import import_josh_trees
 
     report = import_josh_trees(SimulateConfig(runs_dir=str(tmp_path)))

@@ -21,7 +21,8 @@ from prefect.client.schemas.filters import (
 )
 
 from cli import ops
-from core.config import EvalConfig, build_config
+from core.config import build_config
+from roleplay.config import EvalConfig
 from core.errors import ConfigError
 from flows.evaluate import evaluate
 from models.embedded import build_random_model

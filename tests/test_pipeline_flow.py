@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import PipelineConfig, build_config
+from core.config import build_config
+from flows.pipeline_config import PipelineConfig
 from core.errors import ConfigError
 from flows.pipeline import pipeline
 from models.embedded import build_random_model

@@ -10,7 +10,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from core.config import SimulateConfig, build_config
+from core.config import build_config
+from roleplay.config import SimulateConfig
 from flows.simulate import simulate
 from models.embedded import build_random_model
 

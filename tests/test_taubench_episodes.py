@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from core.config import EvalConfig, SamplingConfig
+from core.config import SamplingConfig
+from roleplay.config import EvalConfig
 from core.types import Dialogue, JoshTree, Message, Outcome, Scenario, Termination, ToolCall, TreeNode
 from envs.taubench.data import load_tasks
 from envs.taubench.env import TauEnv

@@ -6,7 +6,8 @@ import json
 import datasets
 import pytest
 
-from core.config import EvalConfig, build_config
+from core.config import build_config
+from roleplay.config import EvalConfig
 from core.records import dialogues_from_dataset
 from envs.taubench.data import fresh_database, load_tasks
 from envs.taubench.retail import TOOLS

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import datasets
 
-from core.config import CurateConfig, ModelConfig, SFTConfig, SimulateConfig, build_config
+from core.config import CurateConfig, ModelConfig, SFTConfig, build_config
+from roleplay.config import SimulateConfig
 from envs.taubench.data import load_tasks
 from envs.taubench.user import agenda
 from flows.curate import curate

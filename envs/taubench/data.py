@@ -16,14 +16,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.config import SPLITS as BENCHMARK_SPLITS
 from core.errors import DataMissingError
 from envs.toolwoz.data import package_file
 
 Domain = Literal["retail", "airline"]
 ROOT = "tau-bench-eval/tau_bench/envs"
 TABLES = {"retail": ("orders", "products", "users"), "airline": ("flights", "reservations", "users")}
-SPLITS = {domain: BENCHMARK_SPLITS[domain] for domain in ("retail", "airline")}
+SPLITS = {"retail": ("test", "train", "dev"), "airline": ("test",)}
 
 
 class Action(BaseModel, frozen=True):

@@ -1,0 +1,75 @@
+"""What evaluation and JOSH simulation are configured with: an agent and a customer on a domain's tasks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from core.config import ModelConfig, PersonaConfig, RunFolders, RunnerConfig, SamplingConfig
+from envs.registry import SPLITS
+
+
+class RolePlayConfig(RunFolders):
+    """An agent and a user simulator talking on a benchmark's tasks: what evaluation and simulation share."""
+
+    benchmark: Literal["toolwoz", "retail", "airline"] = Field(
+        "toolwoz", description="ToolWOZ (MultiWOZ as tool use), or tau-bench's retail or airline domain.")
+    agent: ModelConfig = Field(default_factory=ModelConfig)
+    user: ModelConfig = Field(default_factory=ModelConfig)
+    agent_sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=64))
+    agent_format: Literal["react", "tools"] = Field(
+        "react", description="`react`: PLAN / APICALL / SPEAK text; `tools`: function calling (OpenAI tool schemas, "
+                             "native `tools` with an openai: agent, <tool_call> JSON for local models).")
+    agent_prompt: Literal["react", "compact"] = Field(
+        "compact", description="`react`: full instructions (tau-bench: the policy) and tool schemas (large models); "
+                               "`compact`: a line and tool signatures (tiny models with a short context)."
+    )
+    split: Literal["train", "val", "test", "dev"] = Field(
+        "val", description="ToolWOZ: train / val / test; tau-bench retail: train / test / dev, airline: test.")
+    n_tasks: int = Field(10, gt=0, description="How many tasks of the split to use.")
+    seed: int = Field(0, description="Which tasks: a seeded sample of the split.")
+    max_messages: int = Field(
+        15, gt=0, description="No user turn once this many messages are visible; the agent still answers the last one (as in JOSH)."
+    )
+    max_agent_steps: int = Field(3, gt=0, description="Agent generations per turn before retries are exhausted.")
+    shard_size: int = Field(100, gt=0, description="Tasks per cached shard: a rerun redoes only unfinished shards.")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shards run (results are the same).")
+    run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
+
+    @model_validator(mode="after")
+    def _split_exists(self) -> "RolePlayConfig":
+        splits = SPLITS[self.benchmark]
+        if self.split not in splits:
+            raise ValueError(f"{self.benchmark} has no {self.split!r} split (splits: {', '.join(splits)})")
+        return self
+
+
+class EvalConfig(RolePlayConfig):
+    """Evaluate an agent against a user simulator on a slice of a benchmark split."""
+
+    trials: int = Field(1, gt=0, description="Conversations per task, each with the next sampling seed; reported as "
+                                             "pass^k for k = 1..trials (every one of k trials succeeds).")
+
+
+class SimulateConfig(RolePlayConfig):
+    """JOSH role-play on training tasks with personas, harvested into SFT and preference datasets."""
+
+    split: Literal["train", "val", "test"] = "train"
+    n_tasks: int = Field(50, gt=0, description="How many tasks of the split to simulate.")
+    task_draw: int = Field(0, ge=0, description="Which draw of n_tasks tasks: draw d holds none of draws 0..d-1's tasks "
+                                                "(self-training round d + 1 simulates tasks no earlier round used).")
+    agent_sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(temperature=1.0, seed=0),
+        description="Sampled (temperature > 0), so that sibling branches differ.",
+    )
+    user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=64, seed=0))
+    beam_size: int = Field(8, gt=0, description="JOSH beam: live leaves double each turn while they fit (1 = plain role-play).")
+    personas: PersonaConfig = Field(default_factory=PersonaConfig)
+    personas_per_task: int = Field(1, gt=0, description="Scenarios per task, each played by a different persona.")
+    shard_size: int = Field(10, gt=0, description="Scenarios per cached shard: a rerun redoes only unfinished shards.")
+    sft_min_reward: float = Field(
+        1.0, ge=0, le=1, description="Keep a tree's settled path for SFT when its dialogue reached this reward: 1 = golden "
+                                     "paths only; below 1 also partial paths, cut after the turn that earned the last "
+                                     "sub-goal (never one with an error on it).")
