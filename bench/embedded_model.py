@@ -31,6 +31,7 @@ from pathlib import Path
 from core.config import ModelConfig, SamplingConfig
 from core.types import Scenario
 
+from envs.registry import domain
 from envs.toolwoz.data import load_toolwoz
 from envs.toolwoz.env import ToolWOZEnv, oracle_reward
 from envs.toolwoz.agenda import conveyed_values
@@ -40,7 +41,7 @@ from envs.toolwoz.tools import same_call, validation_error
 from envs.toolwoz.transcripts import human_dialogues
 from models.loading import load_model
 from models.embedded import embedded_model_dir
-from formats.react import agent_view, parse_action, system_prompt
+from formats.react import agent_view, parse_action
 from roleplay.rollout import AgentFormat, Episode, run_episodes
 from roleplay.users import AgendaUser
 
@@ -87,7 +88,7 @@ def spurious_calls(model, speak_turns):
 
 
 def _episodes(data, task_ids):
-    system = AgentFormat.react(system_prompt(data.tool_schemas, "compact"))
+    system = AgentFormat.react(domain("toolwoz").react_system("compact"))
     return [Episode(Scenario(domain="toolwoz", task_id=i, instruction=data.tasks[i].instruction),
                     ToolWOZEnv(data, data.tasks[i]), system) for i in task_ids]
 
@@ -159,7 +160,7 @@ def main() -> None:
     data = load_toolwoz()
     rng = random.Random(0)
     val = human_dialogues(data, "val")
-    turns = agent_turns(data, val, system_prompt(data.tool_schemas, "compact"))
+    turns = agent_turns(data, val, domain("toolwoz").react_system("compact"))
     call_turns = rng.sample([t for t in turns if t[1] is not None], args.turns)
     speak_turns = rng.sample([t for t in turns if t[1] is None], args.turns)
 

@@ -6,7 +6,6 @@ Rollout, JOSH, evaluation and curation ask a domain (`envs.registry.domain(name)
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,21 +73,19 @@ class Domain(ABC):
     def data_version(self) -> str: ...
 
     stop_marker: str = user_sim.END_MARKER  # what a model customer writes to hang up
+    react_guidance: str = ""  # what the ReAct prompt adds after its commands: the domain's rules, an example
+    agent_title: str = "an agent"  # who a model customer is told it talks to (`formats/user_sim.py`)
 
     def scenario(self, task_id: str, persona: Persona | None = None) -> Scenario:
         return Scenario(domain=self.name, task_id=task_id, instruction=self.instruction(task_id), persona=persona)
 
     def react_system(self, style: str) -> str:
-        if style == "compact":
-            signatures = "\n".join(f"{s['function']['name']}({', '.join(s['function']['parameters']['properties'])})"
-                                   for s in self.tool_schemas())
-            return f"{self.instructions(style)} Reply PLAN then APICALL {{json}} or SPEAK text.\nAPIs:\n{signatures}"
-        return self.instructions(style) + _REACT_COMMANDS.format(end=react.END, ret=react.APIRETURN,
-                                                                 schemas=json.dumps(self.tool_schemas(), indent=1))
+        guidance = self.react_guidance if style == "react" else ""
+        return react.system_prompt(self.instructions(style), self.tool_schemas(), style, guidance)
 
     def customer_view(self, scenario: Scenario, visible: list[Message]) -> list[Message]:
         """What a model customer is prompted with: by default the goal prompt (`formats/user_sim.py`)."""
-        return user_sim.user_view(scenario, visible)
+        return user_sim.user_view(scenario, visible, self.agent_title)
 
     def scripted_customer(self, max_messages: int) -> ScriptedCustomer | None:
         """The domain's customer without a model, if it has one."""
@@ -98,14 +95,3 @@ class Domain(ABC):
         """(goal values the customer said, goal values there are), where the domain can tell."""
         return None
 
-
-_REACT_COMMANDS = """
-
-# Commands
-Every reply is one PLAN followed by exactly one action, each ended by {end}:
-- PLAN <your private reasoning about what to do next> {end}
-- APICALL {{"name": "<api name>", "parameters": {{...}}}} {end}  calls an API; its result comes back as an {ret} message and you continue.
-- SPEAK <message to the customer> {end}  ends your turn; the customer sees only what you SPEAK.
-
-# APIs
-{schemas}"""

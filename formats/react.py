@@ -22,37 +22,24 @@ _COMMAND = re.compile(rf"\b({'|'.join(COMMANDS)})\b")
 
 PromptStyle = Literal["react", "compact"]
 
-_REACT_HEADER = """You are a travel agent helping a customer book restaurants, hotels, attractions and trains in Cambridge.
+_COMMANDS_PROMPT = """
 
 # Commands
 Every reply is one PLAN followed by exactly one action, each ended by {end}:
 - PLAN <your private reasoning about what to do next> {end}
 - APICALL {{"name": "<api name>", "parameters": {{...}}}} {end}  calls an API; its result comes back as an {ret} message and you continue.
 - SPEAK <message to the customer> {end}  ends your turn; the customer sees only what you SPEAK.
-
-# Rules
-- Use the APIs to find and book things; never answer from your own knowledge.
-- Only use the APIs and parameters listed below; leave out parameters you do not know.
-- Search before you book, and book with the exact name (or trainID) the search returned.
-- Searches return at most one matching row; give every constraint the customer stated.
-- If an API returns an ERROR, re-read its definition and fix the call.
-
-# Example
-customer: I need a cheap restaurant in the north.
-PLAN The customer wants a cheap restaurant in the north; I will search. {end} APICALL {{"name": "search_restaurant", "parameters": {{"pricerange": "cheap", "area": "north"}}}} {end}
-{ret} name=royal spice, area=north, pricerange=cheap, food=indian
-PLAN I found one; I will tell the customer. {end} SPEAK Royal Spice is a cheap Indian restaurant in the north. Shall I book it? {end}
-
-# APIs
 """
 
 
-def system_prompt(tool_schemas: list[dict[str, Any]], style: PromptStyle) -> str:
-    """`react`: full instructions and JSON schemas (API models); `compact`: signatures only (tiny models)."""
+def system_prompt(instructions: str, tool_schemas: list[dict[str, Any]], style: PromptStyle, guidance: str = "") -> str:
+    """The domain's instructions, then the format. `react`: the commands, the domain's `guidance` (rules, an
+    example) and JSON schemas, for API models; `compact`: signatures only, for tiny models with a short context."""
     if style == "compact":
         signatures = "\n".join(_signature(t) for t in tool_schemas)
-        return f"You are a travel agent. Reply PLAN then APICALL {{json}} or SPEAK text.\nAPIs:\n{signatures}"
-    return _REACT_HEADER.format(end=END, ret=APIRETURN) + json.dumps(tool_schemas, indent=1)
+        return f"{instructions} Reply PLAN then APICALL {{json}} or SPEAK text.\nAPIs:\n{signatures}"
+    commands = _COMMANDS_PROMPT.format(end=END, ret=APIRETURN)
+    return f"{instructions}{commands}{guidance}\n# APIs\n{json.dumps(tool_schemas, indent=1)}"
 
 
 def format_call(call: ToolCall) -> str:

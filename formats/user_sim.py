@@ -10,22 +10,22 @@ from core.types import Message, Scenario
 
 END_MARKER = "END_CONVERSATION"
 
-_PROMPT = """You are a customer talking to a travel agent. Your goals:
+_PROMPT = """You are a customer talking to {agent}. Your goals:
 {goal}
 Pursue the goals in order and give the agent your constraints a few at a time. If something fails, use the backup plan in your goals. Only agree to a booking when it meets every requirement. When all goals are done, say {end}."""
 
 
-def system_prompt(scenario: Scenario) -> str:
-    prompt = _PROMPT.format(goal=scenario.instruction, end=END_MARKER)
+def system_prompt(scenario: Scenario, agent: str) -> str:
+    prompt = _PROMPT.format(agent=agent, goal=scenario.instruction, end=END_MARKER)
     if scenario.persona is not None:
         prompt = f"{scenario.persona.text}\n{prompt}"
     return prompt
 
 
-def user_view(scenario: Scenario, visible: list[Message]) -> list[Message]:
-    """The conversation with roles flipped: the simulator 'assistant' plays the customer."""
+def user_view(scenario: Scenario, visible: list[Message], agent: str) -> list[Message]:
+    """The conversation with roles flipped: the simulator 'assistant' plays the customer; `agent` says who it talks to."""
     flipped = {"user": "assistant", "assistant": "user"}
-    return [Message(role="system", content=system_prompt(scenario))] + [
+    return [Message(role="system", content=system_prompt(scenario, agent))] + [
         Message(role=flipped[m.role], content=m.content) for m in visible
     ]
 

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from core.errors import ConfigError
 from core.types import Dialogue, Message
+from envs.toolwoz import prompts
 from formats import react, user_sim
 from models.bootstrap_config import BootstrapConfig
 from models.tokenizer import build_tokenizer, cased_words
@@ -48,14 +49,15 @@ class TrainReport:
 
 
 def training_views(dialogue: Dialogue, tool_schemas: list[dict]) -> list[list[Message]]:
-    """The two conversations one dialogue teaches: the agent's side and the customer's side."""
-    agent = react.agent_view(react.system_prompt(tool_schemas, "compact"), list(dialogue.messages))
+    """The two conversations one dialogue teaches: the agent's side and the customer's side (the goal prompt)."""
+    system = react.system_prompt(prompts.COMPACT_INSTRUCTIONS, tool_schemas, "compact")
+    agent = react.agent_view(system, list(dialogue.messages))
     visible = [
         Message(role="assistant", content=react.parse_action(m.content).speak) if m.role == "assistant" else m
         for m in dialogue.messages
         if m.role == "user" or (m.role == "assistant" and react.parse_action(m.content).speak is not None)
     ]
-    return [agent, user_sim.user_view(dialogue.scenario, visible)]
+    return [agent, user_sim.user_view(dialogue.scenario, visible, prompts.AGENT_TITLE)]
 
 
 def training_set(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: BootstrapConfig) -> list[list[Message]]:

@@ -74,7 +74,7 @@ def customer_view(scenario: Scenario, visible: list[Message], model_spec: str) -
     """What a model customer is prompted with: its domain's prompt (tau-bench: the instruction prompt), except that
     the embedded model always gets the goal prompt, the only customer prompt it was trained on."""
     if model_spec == "embedded":
-        return user_sim.user_view(scenario, visible)
+        return user_sim.user_view(scenario, visible, domain(scenario.domain).agent_title)
     return domain(scenario.domain).customer_view(scenario, visible)
 
 

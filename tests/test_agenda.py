@@ -7,11 +7,11 @@ import pytest
 
 from core.config import SamplingConfig
 from core.types import Message, Persona, Scenario
+from envs.registry import domain
 from envs.toolwoz.env import ToolWOZEnv, oracle_reward
 from envs.toolwoz.agenda import Agenda, Catalog, Style, conveyed, goal_values
 from envs.toolwoz.data import DomainGoal, ToolWOZTask
 from roleplay.scripted_agent import QUESTIONS, play_scripted
-from formats.react import system_prompt
 from roleplay.rollout import AgentFormat, Episode
 from formats.user_sim import END_MARKER
 from roleplay.users import AgendaUser
@@ -145,7 +145,7 @@ def test_same_seed_same_dialogue_and_the_seed_changes_the_phrasing(toolwoz):
 
 def test_the_scripted_perfect_agent_succeeds_against_it_on_real_tasks(toolwoz):
     tasks = [t for t in toolwoz.split("val") if oracle_reward(toolwoz, t).success][:6]
-    system = AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact"))
+    system = AgentFormat.react(domain("toolwoz").react_system("compact"))
     episodes = [Episode(Scenario(domain="toolwoz", task_id=t.id, instruction=t.instruction), ToolWOZEnv(toolwoz, t),
                         system) for t in tasks]
     play_scripted(episodes, toolwoz.tasks, AgendaUser(), SamplingConfig())

@@ -1,15 +1,15 @@
 """josh-train's shipped Llama-3 JOSH trees go through the same builders as ours."""
 
+from envs.registry import domain
 from roleplay import harvest
 from roleplay.shipped_trees import import_shipped_trees
-from formats.react import system_prompt
 
 
 def test_shipped_trees_import_into_sft_and_pairs(toolwoz):
     trees = import_shipped_trees(toolwoz)
     assert len(trees) == 926
     assert sum(t.dialogue.outcome.success for t in trees) > 550  # replayed here; josh-train marks 631 as 100%
-    system = system_prompt(toolwoz.tool_schemas, "compact")
+    system = domain("toolwoz").react_system("compact")
     sft = harvest.sft_examples(trees, system)
     assert 0 < len(sft) <= sum(t.dialogue.outcome.success for t in trees)
     assert not any(m["content"].startswith("APIRETURN ERROR") for row in sft for m in row["messages"])

@@ -12,9 +12,9 @@ import pytest
 
 from core.config import SamplingConfig
 from core.types import Scenario, Termination
+from envs.registry import domain
 from envs.toolwoz.env import ToolWOZEnv
 from roleplay import harvest, josh
-from formats.react import system_prompt
 from roleplay.rollout import AgentFormat, Episode
 
 from conftest import Scripted
@@ -48,7 +48,7 @@ def agent_script(toolwoz):
 def searched(toolwoz):
     task = toolwoz.tasks[TASK]
     episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
-                      AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")))
+                      AgentFormat.react(domain("toolwoz").react_system("compact")))
     agent = Scripted(agent_script(toolwoz), by_position=True)
     user = Scripted(lambda i, p: f"I need a hotel and a restaurant ({len(p)})", by_position=True)
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=4)], agent, user, SamplingConfig(), SamplingConfig())
@@ -85,7 +85,7 @@ def test_siblings_share_their_prompt_and_pairs_prefer_the_rewarded_turn(searched
 
 def test_sft_takes_the_golden_path_and_drops_paths_with_errors(searched, toolwoz):
     tree, _, _ = searched
-    system = system_prompt(toolwoz.tool_schemas, "compact")
+    system = domain("toolwoz").react_system("compact")
     (row,) = harvest.sft_examples([tree], system)
     assert row["messages"][0] == {"role": "system", "content": system}
     assert [m["role"] for m in row["messages"][1:4]] == ["user", "assistant", "user"]
@@ -104,7 +104,7 @@ def test_sft_takes_the_golden_path_and_drops_paths_with_errors(searched, toolwoz
 
 def test_dpo_and_kto_rows_are_conversational_and_deduplicated(searched, toolwoz):
     tree, _, _ = searched
-    system = system_prompt(toolwoz.tool_schemas, "compact")
+    system = domain("toolwoz").react_system("compact")
     pairs = harvest.preference_pairs(tree) * 2
     dpo = harvest.dpo_rows(pairs, system)
     assert dpo[0]["prompt"][0]["role"] == "system" and dpo[0]["chosen"][0]["role"] == "assistant"
@@ -115,7 +115,7 @@ def test_dpo_and_kto_rows_are_conversational_and_deduplicated(searched, toolwoz)
 def test_beam_one_is_plain_role_play(toolwoz):
     task = toolwoz.tasks[TASK]
     episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
-                      AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")), max_messages=5)
+                      AgentFormat.react(domain("toolwoz").react_system("compact")), max_messages=5)
     agent = Scripted(lambda i, p: "SPEAK ok <COMMAND_END>", by_position=True)
     user = Scripted(lambda i, p: "hello", by_position=True)
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=1)], agent, user, SamplingConfig(), SamplingConfig())
@@ -129,14 +129,14 @@ def test_a_partly_successful_tree_gives_its_path_up_to_the_last_earned_sub_goal(
     task = toolwoz.tasks[TASK]
     hotel, _ = task.ground_truth_calls()
     episode = Episode(Scenario(domain="toolwoz", task_id=TASK, instruction=task.instruction), ToolWOZEnv(toolwoz, task),
-                      AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")), max_messages=12)
+                      AgentFormat.react(domain("toolwoz").react_system("compact")), max_messages=12)
     script = agent_script(toolwoz)
     agent = Scripted(lambda i, p: "SPEAK How can I help? <COMMAND_END>"
                      if "search_restaurant" in script(i, p) else script(i, p), by_position=True)
     user = Scripted(lambda i, p: f"I need a hotel and a restaurant ({len(p)})", by_position=True)
     (tree,) = josh.run_josh([josh.Search(episode, beam_size=4)], agent, user, SamplingConfig(), SamplingConfig())
     assert tree.dialogue.outcome.reward == 0.5 and not any(n.is_golden for n in tree.nodes)
-    system = system_prompt(toolwoz.tool_schemas, "compact")
+    system = domain("toolwoz").react_system("compact")
     assert harvest.sft_examples([tree], system) == []
     (row,) = harvest.sft_examples([tree], system, min_reward=0.5)
     earned_at = max((n for n in tree.nodes if n.is_successful), key=lambda n: len(n.messages))  # made the search

@@ -9,6 +9,7 @@ from envs.toolwoz.transcripts import human_dialogues
 from models.loading import load_model
 from models.embedded import embedded_model_dir
 from models.tokenizer import build_tokenizer, cased_words
+from envs.registry import domain
 from models.pretrain import IGNORE, _collate, _loss, build_model, encode_windows, train, training_set, training_views
 from formats.react import parse_action
 
@@ -38,6 +39,9 @@ def test_two_views_per_dialogue_agent_with_tools_user_with_goal(corpus, views):
     assert any(m.content.startswith("APICALL") for m in agent if m.role == "assistant")
     assert all(not m.content.startswith(("APICALL", "SPEAK")) for m in user)  # the customer sees speech only
     assert [m.role for m in user[1:3]] == ["assistant", "user"]  # roles flipped: the simulator speaks first
+    toolwoz_domain = domain("toolwoz")  # trained on the very prompts the domain gives the agent and a model customer
+    assert agent[0].content == toolwoz_domain.react_system("compact")
+    assert user[0] == toolwoz_domain.customer_view(corpus[0].scenario, [])[0]
 
 
 def test_every_agent_view_and_a_seeded_share_of_customer_views(corpus, toolwoz):
@@ -162,9 +166,8 @@ def test_trained_model_is_cached_and_loads_through_hf_also_in_4bit(toolwoz, monk
 
 def views_prompt(toolwoz):
     from core.types import Message
-    from formats.react import system_prompt
 
-    return [Message(role="system", content=system_prompt(toolwoz.tool_schemas, "compact")),
+    return [Message(role="system", content=domain("toolwoz").react_system("compact")),
             Message(role="user", content="I need a train to cambridge on monday.")]
 
 

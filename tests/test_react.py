@@ -1,7 +1,8 @@
 """The ReAct format: what the parser accepts, and the clear errors it gives otherwise."""
 
+from envs.registry import domain
 from core.types import Message, ToolCall
-from formats.react import agent_view, parse_action, show_result, system_prompt
+from formats.react import agent_view, parse_action, show_result
 
 
 def test_call_is_parsed_and_anything_after_the_first_action_dropped():
@@ -50,6 +51,6 @@ def test_tool_results_are_shown_flat_with_every_fact_and_errors_as_they_are():
 def test_prompts_list_every_tool(toolwoz):
     names = [t["function"]["name"] for t in toolwoz.tool_schemas]
     for style in ("react", "compact"):
-        prompt = system_prompt(toolwoz.tool_schemas, style)
+        prompt = domain("toolwoz").react_system(style)
         assert all(n in prompt for n in names)
-    assert len(system_prompt(toolwoz.tool_schemas, "compact")) < len(system_prompt(toolwoz.tool_schemas, "react")) / 4
+    assert len(domain("toolwoz").react_system("compact")) < len(domain("toolwoz").react_system("react")) / 4

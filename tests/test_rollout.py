@@ -6,8 +6,8 @@ import pytest
 
 from core.config import SamplingConfig
 from core.types import Scenario, Termination
+from envs.registry import domain
 from envs.toolwoz.env import ToolWOZEnv, oracle_reward
-from formats.react import system_prompt
 from roleplay.rollout import RETRIES_EXHAUSTED, AgentFormat, Episode, run_episodes
 
 from conftest import Scripted
@@ -15,7 +15,7 @@ from conftest import Scripted
 
 def _episode(toolwoz, task, **kw):
     scenario = Scenario(domain="toolwoz", task_id=task.id, instruction=task.instruction)
-    return Episode(scenario, ToolWOZEnv(toolwoz, task), AgentFormat.react(system_prompt(toolwoz.tool_schemas, "compact")), **kw)
+    return Episode(scenario, ToolWOZEnv(toolwoz, task), AgentFormat.react(domain("toolwoz").react_system("compact")), **kw)
 
 
 def _ground_truth_agent(toolwoz):

@@ -19,6 +19,7 @@ class TauBench(Domain):
 
     def __init__(self, name: str):
         self.name, self.title = name, f"tau-bench {name}"
+        self.agent_title = f"a {name} customer service agent"
 
     def _task(self, task_id: str) -> tau_data.TauTask:
         _, split, index = task_id.split("-")

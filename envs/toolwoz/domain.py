@@ -9,14 +9,13 @@ from typing import Any
 from core.errors import DataMissingError
 from core.types import Dialogue, Message, Scenario
 from envs.domain import Domain, Environment
-from envs.toolwoz import data as toolwoz_data
+from envs.toolwoz import data as toolwoz_data, prompts
 from envs.toolwoz.agenda import Catalog, conveyed_values, customer_turn
 from envs.toolwoz.env import ToolWOZEnv, oracle_reward
-from formats import react
-
 
 class ToolWOZ(Domain):
     name, title = "toolwoz", "ToolWOZ"
+    agent_title, react_guidance = prompts.AGENT_TITLE, prompts.REACT_GUIDANCE
 
     @property
     def data(self) -> toolwoz_data.ToolWOZData:
@@ -37,11 +36,7 @@ class ToolWOZ(Domain):
         return self.data.tool_schemas
 
     def instructions(self, style: str) -> str:
-        return ("You are a travel agent helping a customer book restaurants, hotels, attractions and trains in Cambridge. "
-                "Use the tools to find and book things; never answer from your own knowledge.")
-
-    def react_system(self, style: str) -> str:
-        return react.system_prompt(self.tool_schemas(), style)  # the embedded model was trained on exactly this
+        return prompts.COMPACT_INSTRUCTIONS if style == "compact" else prompts.INSTRUCTIONS
 
     def oracle_reward(self, task_id: str) -> float:
         return oracle_reward(self.data, self.data.tasks[task_id]).reward
