@@ -111,7 +111,7 @@ def evaluate(cfg: EvalConfig) -> None:
     report = evaluate_flow(cfg)
     print(f"\n{domain(cfg.benchmark).title} {cfg.split}: agent {cfg.agent.spec} vs user {cfg.user.spec}")
     print(format_table(metrics_table(report)))
-    print(f"  cached stages: {', '.join(report.cached) or 'none'}")
+    print(f"  dialogues: {'read from the cache' if report.cached else 'simulated'}")
     print(f"  run folder: {report.run_dir}")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from core.errors import ConfigError
 from core.types import StrictModel
@@ -52,6 +52,20 @@ class ModelConfig(StrictModel):
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (API backends).")
     usd_per_million_prompt_tokens: float | None = Field(None, ge=0, description="Price, for cost reports (None = unknown).")
     usd_per_million_completion_tokens: float | None = Field(None, ge=0, description="Price, for cost reports (None = unknown).")
+
+
+AGENDA, SCRIPT = "agenda", "script"  # customers without a model: role-play's and Self-talk's
+
+
+class UserConfig(ModelConfig):
+    """Who plays the customer: a model, or a scripted customer that needs none."""
+
+    spec: str = Field("embedded", description=f"A model spec, or with no model `{AGENDA}` (role-play: the domain's "
+                                              f"scripted customer) or `{SCRIPT}` (Self-talk: the workflow's reference answers).")
+
+    @property
+    def scripted(self) -> bool:
+        return self.spec in (AGENDA, SCRIPT)
 
 
 class RunnerConfig(StrictModel):
@@ -148,8 +162,8 @@ class SelfTalkConfig(RunFolders):
 
     workflow: str = Field("refund_desk", description="A workflow in configs/workflows/ by name, or a path to a workflow YAML file.")
     agent: ModelConfig = Field(default_factory=ModelConfig)
-    user: ModelConfig = Field(default_factory=lambda: ModelConfig(spec="script"),
-                              description="The client: a model, or `script` (offline: the workflow's reference answers).")
+    user: UserConfig = Field(default_factory=lambda: UserConfig(spec=SCRIPT),
+                             description="The client: a model, or `script` (offline: the workflow's reference answers).")
     manager: ModelConfig | None = Field(
         None, description="The model the workflow manager asks which reference answer the client gave, and which runs "
                           "the start/middle/end check (None = ROUGE-L matching, no phase check).")
@@ -167,6 +181,12 @@ class SelfTalkConfig(RunFolders):
                                            "workflow in its prompt on its own, as when a trained agent is evaluated).")
     seed: int = Field(0, description="Which personas go with which intentions.")
     run_name: str | None = Field(None, description="Run folder name; default: selftalk-<time>.")
+
+    @model_validator(mode="after")
+    def _client_fits(self) -> "SelfTalkConfig":
+        if self.user.spec == AGENDA:
+            raise ValueError(f"user.spec={AGENDA} plays a benchmark's customers: Self-talk's client is a model or {SCRIPT}")
+        return self
 
 
 class ImagineConfig(RunFolders):

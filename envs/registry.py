@@ -23,3 +23,8 @@ def domain(name: str) -> Domain:
 
         return TauBench(name)
     raise ValueError(f"no domain {name!r} (domains: {', '.join(DOMAINS)})")
+
+
+def benchmark_domain(name: str) -> Domain | None:
+    """The domain of a scenario's `domain` name; None for those with no environment (Self-talk workflows, imagined tasks)."""
+    return domain(name) if name in DOMAINS else None

@@ -64,8 +64,7 @@ def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
         run_dir=str(run_dir),
         trials=cfg.trials,
         pass_hat_k=pass_hat_k(dialogues, cfg.trials),
-        cached=[name for name, hit in (("oracle_rewards", oracle.name == "Cached"),
-                                       ("simulate_dialogues", all(was_cached for _, was_cached in done))) if hit],
+        cached=all(was_cached for _, was_cached in done),
     )
     save_dialogues(dialogues, run_dir)
     publish_report(report, cfg)

@@ -59,7 +59,7 @@ def evaluate_stage(cfg: PipelineConfig, agent: ModelConfig, name: str) -> tuple[
         report = selftalk_flow.with_options(flow_run_name=f"evaluate-{name}")(held_out)
         return report.run_dir, report.cached
     report = evaluate.with_options(flow_run_name=f"evaluate-{name}")(cfg.stage("evaluation", agent=agent))
-    return report.run_dir, "simulate_dialogues" in report.cached
+    return report.run_dir, report.cached
 
 
 def held_out(cfg: PipelineConfig) -> str:
@@ -78,7 +78,7 @@ def source_stage(cfg: PipelineConfig, agent: ModelConfig, draw: int, tag: str = 
     if cfg.source == "simulate":
         stage_cfg = cfg.stage("simulate", agent=agent, task_draw=cfg.simulate.task_draw + draw)
         report = simulate.with_options(flow_run_name=f"{tag}simulate")(stage_cfg)
-        return "simulate", report.run_dir, report.cached_shards == report.shards
+        return "simulate", report.run_dir, report.cached
     if cfg.source == "josh-trees":
         report = import_josh_trees.with_options(flow_run_name="import-trees")(cfg.stage("simulate"))
         return "import-trees", report.run_dir, report.cached

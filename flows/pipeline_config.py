@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from core.config import ImagineConfig, ModelConfig, PreferenceConfig, RunFolders, SelfTalkConfig, SFTConfig
+from core.config import AGENDA, ImagineConfig, ModelConfig, PreferenceConfig, RunFolders, SelfTalkConfig, SFTConfig, UserConfig
 from roleplay.config import EvalConfig, SimulateConfig
 
 
@@ -22,7 +22,7 @@ class PipelineConfig(RunFolders):
                                 "`selftalk`: Self-talk on a workflow (evaluated by unguided self-talk, other persona pairings); "
                                 "`imagine`: the imagination engine on a task description (no environment: not evaluated).")
     agent: ModelConfig = Field(default_factory=ModelConfig, description="The base model: simulates, is trained, is evaluated.")
-    user: ModelConfig = Field(default_factory=lambda: ModelConfig(spec="agenda"), description="Who plays the customer.")
+    user: UserConfig = Field(default_factory=lambda: UserConfig(spec=AGENDA), description="Who plays the customer.")
     simulate: SimulateConfig = Field(default_factory=SimulateConfig, description="JOSH settings (its agent/user are the above).")
     selftalk: SelfTalkConfig = Field(default_factory=SelfTalkConfig, description="Self-talk settings (its agent/user are the above).")
     imagine: ImagineConfig = Field(default_factory=ImagineConfig, description="Imagination engine settings (its own model).")
@@ -46,7 +46,7 @@ class PipelineConfig(RunFolders):
             raise ValueError(f"rounds={self.rounds} needs source=simulate: only JOSH makes new data with each round's model")
         if self.source == "josh-trees" and self.simulate.benchmark != "toolwoz":
             raise ValueError("josh-train's shipped trees are ToolWOZ dialogues: source=josh-trees needs simulate.benchmark=toolwoz")
-        if self.source == "selftalk" and self.user.spec == "agenda":
+        if self.source == "selftalk" and self.user.spec == AGENDA:
             raise ValueError("the agenda user plays ToolWOZ customers: for source=selftalk set user.spec=script "
                              "(the workflow's scripted client) or a model")
         if self.source == "simulate" and self.simulate.benchmark != self.evaluation.benchmark:

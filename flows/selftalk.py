@@ -51,7 +51,7 @@ def scenarios(workflow: Workflow, drawn: list[Persona], n: int, seed: int) -> li
 
 
 def selftalk_fingerprint(cfg: SelfTalkConfig, workflow: Workflow, shard: list[Scenario]) -> str:
-    client = selftalk.SCRIPT if cfg.user.spec == selftalk.SCRIPT else model_fingerprint(cfg.user)
+    client = cfg.user.spec if cfg.user.scripted else model_fingerprint(cfg.user)
     models = [model_fingerprint(cfg.agent), client, model_fingerprint(cfg.manager) if cfg.manager else None]
     settings = cfg.model_dump(include={"agent_sampling", "user_sampling", "manager_sampling", "max_turns", "end_phrases",
                                        "subgoal_threshold", "off_script", "guided"})
@@ -72,8 +72,7 @@ def selftalk_dialogues(cfg: SelfTalkConfig, workflow: Workflow, shard: list[Scen
                 stack.callback(loaded[key].close)
             return loaded[key]
 
-        scripted = cfg.user.spec == selftalk.SCRIPT
-        client = selftalk.ScriptedClient(cfg.off_script) if scripted else selftalk.ModelClient(model(cfg.user))
+        client = selftalk.ScriptedClient(cfg.off_script) if cfg.user.scripted else selftalk.ModelClient(model(cfg.user))
         manager = selftalk.ModelManager(model(cfg.manager)) if cfg.manager else selftalk.RougeManager(cfg.subgoal_threshold)
         rules = selftalk.Rules(cfg.max_turns, tuple(cfg.end_phrases), cfg.subgoal_threshold, cfg.guided)
         sampling = {"agent": cfg.agent_sampling, "client": cfg.user_sampling, "manager": cfg.manager_sampling}

@@ -34,6 +34,7 @@ class SimulateReport(BaseModel):
     run_dir: str
     counts: dict[str, int]  # rows per saved dataset
     summary: list[dict[str, str]]
+    cached: bool  # every shard's trees were read from storage
     shards: int
     cached_shards: int
 
@@ -63,4 +64,5 @@ def simulate(cfg: SimulateConfig = SimulateConfig()) -> SimulateReport:
     counts = harvest_datasets(trees, cfg, run_dir)
     rows = summary_rows(trees, counts, cfg, cached, len(shards), time.perf_counter() - start)
     publish_summary(rows, cfg, run_dir)
-    return SimulateReport(run_dir=str(run_dir), counts=counts, summary=rows, shards=len(shards), cached_shards=cached)
+    return SimulateReport(run_dir=str(run_dir), counts=counts, summary=rows, cached=cached == len(shards),
+                          shards=len(shards), cached_shards=cached)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.types import Dialogue, Message, Termination
-from envs.registry import DOMAINS, domain
+from envs.registry import benchmark_domain
 from formats import react, stops
 from formats.user_sim import END_MARKER
 from quality.near_duplicates import cluster_near_duplicates
@@ -40,7 +40,8 @@ class Utterance:
 
 def end_markers(d: Dialogue) -> tuple[str, ...]:
     """What the customer writes to hang up: the goal prompt's marker, and its domain's own."""
-    return (END_MARKER, domain(d.scenario.domain).stop_marker) if d.scenario.domain in DOMAINS else (END_MARKER,)
+    found = benchmark_domain(d.scenario.domain)
+    return (END_MARKER, found.stop_marker) if found else (END_MARKER,)
 
 
 def utterances(messages: Sequence[Message], plain: bool = False, markers: Sequence[str] = (END_MARKER,)) -> list[Utterance]:

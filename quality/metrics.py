@@ -42,7 +42,7 @@ class EvalReport(BaseModel):
     agent_fingerprint: str  # which weights: `embedded` names a different model after a retrain
     user_fingerprint: str
     run_dir: str
-    cached: list[str] = []  # stages whose stored result was reused
+    cached: bool = False  # its dialogues were read from storage
     trials: int = 1  # conversations per task
     pass_hat_k: dict[int, float] = {}  # k -> chance that k trials of a task all succeed, averaged over tasks
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from core.config import ModelConfig, PersonaConfig, RunFolders, RunnerConfig, SamplingConfig
+from core.config import SCRIPT, ModelConfig, PersonaConfig, RunFolders, RunnerConfig, SamplingConfig, UserConfig
 from envs.registry import SPLITS
 
 
@@ -16,7 +16,7 @@ class RolePlayConfig(RunFolders):
     benchmark: Literal["toolwoz", "retail", "airline"] = Field(
         "toolwoz", description="ToolWOZ (MultiWOZ as tool use), or tau-bench's retail or airline domain.")
     agent: ModelConfig = Field(default_factory=ModelConfig)
-    user: ModelConfig = Field(default_factory=ModelConfig)
+    user: UserConfig = Field(default_factory=UserConfig)
     agent_sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=64))
     agent_format: Literal["react", "tools"] = Field(
@@ -43,6 +43,8 @@ class RolePlayConfig(RunFolders):
         splits = SPLITS[self.benchmark]
         if self.split not in splits:
             raise ValueError(f"{self.benchmark} has no {self.split!r} split (splits: {', '.join(splits)})")
+        if self.user.spec == SCRIPT:
+            raise ValueError(f"user.spec={SCRIPT} is Self-talk's workflow client: a benchmark's customer is a model or agenda")
         return self
 
 

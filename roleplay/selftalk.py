@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.config import SamplingConfig
+from core.config import SCRIPT, SamplingConfig
 from core.fingerprint import stable_hash
 from core.types import Dialogue, Message, Outcome, Scenario, Termination
 from envs.workflows import END, Workflow
@@ -28,7 +28,6 @@ from models.base import ChatModel
 from formats import react, stops
 
 NONE_OF_THE_ABOVE = "None of the above"
-SCRIPT = "script"  # the client spec of the scripted workflow client (no model)
 
 
 def check_roles(cfg) -> None:
@@ -36,7 +35,7 @@ def check_roles(cfg) -> None:
     from models.loading import check_model
 
     check_model(cfg.agent)
-    if cfg.user.spec != SCRIPT:
+    if not cfg.user.scripted:
         check_model(cfg.user)
     if cfg.manager:
         check_model(cfg.manager)

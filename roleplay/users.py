@@ -12,19 +12,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from core.config import ModelConfig, SamplingConfig
+from core.config import AGENDA, SamplingConfig, UserConfig
 from roleplay.config import RolePlayConfig
 from core.errors import ConfigError
 from core.fingerprint import stable_hash
 from core.types import Generation, Message, Scenario
 from envs.domain import ScriptedCustomer
-from envs.registry import DOMAINS, domain
+from envs.registry import DOMAINS, benchmark_domain, domain
 from formats import user_sim
 from models.base import ChatModel
 from models.loading import check_model, load_model, loaded_pair
 from models.specs import model_fingerprint
 
-AGENDA = "agenda"
 Conversation = tuple[Scenario, Sequence[Message]]  # the scenario and what the customer has seen so far
 
 
@@ -63,7 +62,8 @@ class AgendaUser(UserSimulator):
 
     def _customer(self, name: str) -> ScriptedCustomer:
         if name not in self.customers:
-            found = domain(name).scripted_customer(self.max_messages) if name in DOMAINS else None
+            benchmark = benchmark_domain(name)
+            found = benchmark.scripted_customer(self.max_messages) if benchmark else None
             if found is None:
                 raise ConfigError(f"the agenda user plays the customers of {', '.join(DOMAINS)}, not {name!r} scenarios")
             self.customers[name] = found
@@ -88,21 +88,21 @@ def as_user(player: ChatModel | UserSimulator) -> UserSimulator:
     return ModelUser(player) if isinstance(player, ChatModel) else player
 
 
-def check_user(cfg: ModelConfig) -> None:
+def check_user(cfg: UserConfig) -> None:
     """Fail fast on a user spec that cannot work (the agenda user always can)."""
-    if cfg.spec != AGENDA:
+    if not cfg.scripted:
         check_model(cfg)
 
 
-def user_fingerprint(cfg: ModelConfig) -> str:
+def user_fingerprint(cfg: UserConfig) -> str:
     """The agenda user's behaviour is its code, which every simulation cache key already hashes (its import closure)."""
-    return stable_hash(AGENDA) if cfg.spec == AGENDA else model_fingerprint(cfg)
+    return stable_hash(cfg.spec) if cfg.scripted else model_fingerprint(cfg)
 
 
 @contextmanager
 def loaded_roles(cfg: RolePlayConfig) -> Iterator[tuple[ChatModel, UserSimulator]]:
     """The agent model and the customer; one model plays both when their configs are the same."""
-    if cfg.user.spec != AGENDA:
+    if not cfg.user.scripted:
         with loaded_pair(cfg.agent, cfg.user) as (agent, user):
             yield agent, ModelUser(user)
         return

@@ -23,7 +23,7 @@ from core.config import CurateConfig
 from core.errors import DataMissingError
 from core.fingerprint import code_fingerprint, stable_hash
 from core.types import Dialogue
-from envs.registry import DOMAINS, domain
+from envs.registry import benchmark_domain
 from quality.dialogue_table import batch_summary, dialogue_table
 from quality.judge import persona_scores
 from quality.suites import Suite
@@ -62,7 +62,8 @@ def curate_fingerprint(cfg: CurateConfig, suites: list[Suite]) -> str:
 
 def goal_conveyed(d: Dialogue) -> tuple[int, int] | None:
     """How much of its goal a dialogue's customer said, where its domain can tell (workflows cannot)."""
-    return domain(d.scenario.domain).goal_conveyed(d) if d.scenario.domain in DOMAINS else None
+    found = benchmark_domain(d.scenario.domain)
+    return found.goal_conveyed(d) if found else None
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)

@@ -9,6 +9,8 @@ from core.config import build_config
 from roleplay.config import EvalConfig
 from core.records import dialogues_from_dataset
 from flows.evaluate import evaluate
+from prefect import flow
+from tasks.evaluation import oracle_rewards
 from models.embedded import build_random_model
 from quality.metrics import EvalReport
 from chat_server import ChatServer
@@ -23,6 +25,12 @@ def small(tmp_path_factory):
     return [*SMALL, f"agent.spec=hf:{path}", f"user.spec=hf:{path}"]
 
 
+@flow
+def _ceiling_state() -> str:
+    """Whether the validation split's oracle rewards (the ceiling) would be read from storage now."""
+    return oracle_rewards("toolwoz", "val", return_state=True).name
+
+
 def _artifact_keys():
     wanted = ["evaluation-metrics", "evaluation-summary", "evaluate-progress"]
     with get_client(sync_client=True) as client:
@@ -34,7 +42,7 @@ def test_evaluate_reports_saves_and_reuses_cached_dialogues(prefect_server, tmp_
     cfg = build_config(EvalConfig, "embedded", [*small, f"runs_dir={tmp_path}"])
     first = evaluate(cfg)
 
-    assert first.metrics.dialogues == 2 and "simulate_dialogues" not in first.cached
+    assert first.metrics.dialogues == 2 and not first.cached
     assert 0.0 <= first.metrics.avg_reward <= first.ceiling.reward <= 1.0
     assert 0.9 < first.split_ceiling.reward < 1.0 and first.split_ceiling.tasks == 793
     assert first.metrics.mean_turns >= 1 and first.metrics.completion_tokens > 0
@@ -45,17 +53,17 @@ def test_evaluate_reports_saves_and_reuses_cached_dialogues(prefect_server, tmp_
     assert _artifact_keys() == {"evaluation-metrics", "evaluation-summary", "evaluate-progress"}
 
     again = evaluate(cfg)
-    assert set(again.cached) == {"oracle_rewards", "simulate_dialogues"}
+    assert again.cached and _ceiling_state() == "Cached"
     assert again.metrics == first.metrics and again.run_dir != first.run_dir
     saved_report = EvalReport.model_validate_json((tmp_path / again.run_dir.split("/")[-1] / "metrics.json").read_text())
     assert saved_report.metrics == first.metrics and saved_report.agent_fingerprint == first.agent_fingerprint
 
     resampled = evaluate(build_config(EvalConfig, "embedded", [*small, f"runs_dir={tmp_path}", "agent_sampling.temperature=1.0",
                                                                "agent_sampling.seed=1"]))
-    assert "simulate_dialogues" not in resampled.cached and "oracle_rewards" in resampled.cached
+    assert not resampled.cached and _ceiling_state() == "Cached"
 
     more_tasks = evaluate(build_config(EvalConfig, "embedded", [*small, f"runs_dir={tmp_path}", "n_tasks=3"]))
-    assert "simulate_dialogues" not in more_tasks.cached and len(more_tasks.task_ids) == 3
+    assert not more_tasks.cached and len(more_tasks.task_ids) == 3
 
 
 def test_the_agenda_user_plays_the_customer_with_no_model_behind_it(prefect_server, tmp_path, small):
@@ -79,7 +87,7 @@ def test_a_rate_limit_storm_longer_than_the_client_retries_delays_the_run_but_it
         report = evaluate(cfg)
     finally:
         server.stop()
-    assert report.metrics.dialogues == 1 and "simulate_dialogues" not in report.cached
+    assert report.metrics.dialogues == 1 and not report.cached
     assert len(server.requests) > 3  # the three failures, then the answered requests of the retried task
 
 
@@ -92,7 +100,7 @@ def test_evaluation_shards_on_a_local_dask_cluster_score_what_the_default_runner
     local = evaluate(build_config(EvalConfig, "embedded", same))
     monkeypatch.setenv("PREFECT_TASKS_REFRESH_CACHE", "true")  # the workers recompute every shard
     on_dask = evaluate(build_config(EvalConfig, "embedded", [*same, "runner.kind=dask", "runner.workers=2"]))
-    assert "simulate_dialogues" not in on_dask.cached and on_dask.metrics == local.metrics
+    assert not on_dask.cached and on_dask.metrics == local.metrics
     assert [d.messages for d in _saved(on_dask)] == [d.messages for d in _saved(local)]
 
 

@@ -30,7 +30,7 @@ def test_simulate_saves_every_dataset_and_reuses_finished_shards(prefect_server,
     cfg = build_config(SimulateConfig, "simulate", [*small, f"runs_dir={tmp_path}"])
     first = simulate(cfg)
     assert len(list(tmp_path.glob("personas-*/personas"))) == 1  # the personas it drew are saved beside its run
-    assert first.shards == 2 and first.cached_shards == 0
+    assert first.shards == 2 and first.cached_shards == 0 and not first.cached
     assert first.counts["dialogues"] == 4 and first.counts["trees"] >= 4
     run = Path(first.run_dir)
     for name in ("dialogues", "trees", "sft", "dpo", "kto"):
@@ -42,7 +42,7 @@ def test_simulate_saves_every_dataset_and_reuses_finished_shards(prefect_server,
     assert "SFT examples" in (run / "report.md").read_text()
 
     again = simulate(cfg)
-    assert again.cached_shards == 2 and again.counts == first.counts
+    assert again.cached and again.cached_shards == 2 and again.counts == first.counts
 
 
 def test_shards_on_a_local_dask_cluster_of_two_workers_give_the_datasets_of_the_default_runner(
