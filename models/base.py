@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from core.config import SamplingConfig
 from core.types import Generation, Message
+
+
+@dataclass(frozen=True)
+class Sample(Generation):
+    """A generation with its exact tokens, for training on what was generated (online RL): the prompt as the model
+    saw it (after any cut to fit its context) and the sampled completion (its end-of-sequence token included)."""
+
+    prompt_ids: tuple[int, ...] = ()
+    completion_ids: tuple[int, ...] = ()
 
 
 class ChatModel(ABC):

@@ -15,10 +15,9 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from core.config import ModelConfig, SamplingConfig
 from core.errors import ModelSpecError
-from core.types import Message
+from core.types import Generation, Message
 from models.specs import hf_source, model_fingerprint
-from core.types import Generation
-from models.base import ChatModel
+from models.base import ChatModel, Sample
 
 
 def load_causal_lm(name_or_path: str, load_in_4bit: bool, device: str):
@@ -79,6 +78,7 @@ class HFChatModel(ChatModel):
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos) if isinstance(eos, list) else {eos}
         self.prefixes = PrefixCache(cfg.prefix_cache_mb * 2**20, self.eos_ids)
+        self.keep_ids = False  # return `Sample`s (token ids kept) instead of plain generations: online RL asks for them
 
     def generate(
         self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1,
@@ -156,7 +156,7 @@ class HFChatModel(ChatModel):
                 batch = [row for row in batch if row is not None]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             position = position + 1
-        return [self._generation(ids, len(prompts[i])) for ids, i in zip(out, rows)]
+        return [self._generation(ids, prompts[i]) for ids, i in zip(out, rows)]
 
     def _prefill(self, group: dict[int, list[int]]) -> dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]]:
         """One padded forward pass over a few token lists of similar length: each one's cache, padding cut off."""
@@ -213,11 +213,18 @@ class HFChatModel(ChatModel):
                 return ids
             cut += step
 
-    def _generation(self, ids: list[int], prompt_tokens: int) -> Generation:
+    def _generation(self, ids: list[int], prompt: list[int]) -> Generation:
         """Cut at the first eos (kept in the count, as the model did produce it); the rest is padding."""
         length = next((k + 1 for k, t in enumerate(ids) if t in self.eos_ids), len(ids))
         text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
-        return Generation(text=text, prompt_tokens=prompt_tokens, completion_tokens=length)
+        if self.keep_ids:
+            return Sample(text=text, prompt_tokens=len(prompt), completion_tokens=length, prompt_ids=tuple(prompt),
+                          completion_ids=tuple(ids[:length]))
+        return Generation(text=text, prompt_tokens=len(prompt), completion_tokens=length)
+
+    def weights_changed(self) -> None:
+        """After a training step: states cached for earlier prompts were computed by the old weights."""
+        self.prefixes.clear()
 
     def fingerprint(self) -> str:
         return model_fingerprint(self.cfg)
