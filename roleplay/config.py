@@ -75,3 +75,26 @@ class SimulateConfig(RolePlayConfig):
         1.0, ge=0, le=1, description="Keep a tree's settled path for SFT when its dialogue reached this reward: 1 = golden "
                                      "paths only; below 1 also partial paths, cut after the turn that earned the last "
                                      "sub-goal (never one with an error on it).")
+
+
+class RLConfig(RolePlayConfig):
+    """Online RL (GRPO): groups of whole dialogues per training task, sampled from the policy against the customer and
+    the tools, each turn moved toward the dialogues that scored above their group's mean."""
+
+    split: Literal["train", "val", "test"] = "train"
+    n_tasks: int = Field(64, gt=0, description="Training tasks, taken in turn, `tasks_per_step` per step.")
+    task_draw: int = Field(0, ge=0, description="Which draw of n_tasks tasks (as in simulate: draw d avoids draws 0..d-1).")
+    steps: int = Field(8, gt=0, description="Optimizer steps, each on fresh dialogues of the current policy.")
+    tasks_per_step: int = Field(8, gt=0, description="Groups per step.")
+    group_size: int = Field(8, gt=1, description="Dialogues per task and step (G); their rewards are compared.")
+    agent_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=1.0, seed=0),
+                                           description="Sampled (temperature > 0), so that a group's dialogues differ.")
+    user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_new_tokens=64, seed=0))
+    learning_rate: float = Field(1e-4, gt=0)
+    lora_r: int = Field(8, gt=0, description="Rank of a new LoRA (an SFT LoRA adapter to start from keeps its own).")
+    lora_alpha: int = Field(16, gt=0)
+    beta: float = Field(0.0, ge=0, description="Weight of the KL to the reference (the policy with its adapter off); 0 = none.")
+    scale_advantages: bool = Field(True, description="Divide by the group's reward spread (GRPO); False: mean-centred only.")
+    invalid_call_penalty: float = Field(0.0, ge=0, description="Reward shaping: subtracted per invalid tool call.")
+    micro_batch: int = Field(8, gt=0, description="Agent turns per forward pass (gradients accumulate over the step).")
+    save_every: int = Field(1, gt=0, description="Checkpoint every this many steps: an interrupted run resumes from the last.")

@@ -67,6 +67,7 @@ class Episode:
         self.invalid_calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.samples: list[Generation] | None = None  # the agent's generations, kept when this is a list (online RL)
 
     @property
     def done(self) -> bool:
@@ -76,6 +77,7 @@ class Episode:
         """An independent copy that continues from here (a JOSH branch); the task data stays shared."""
         twin = copy.copy(self)
         twin.env, twin.record, twin.visible = self.env.fork(), list(self.record), list(self.visible)
+        twin.samples = None if self.samples is None else list(self.samples)
         return twin
 
     def agent_prompt(self) -> list[Message]:
@@ -97,6 +99,8 @@ class Episode:
 
     def on_agent(self, gen: Generation) -> None:
         self._count(gen)
+        if self.samples is not None:
+            self.samples.append(gen)
         self.agent_steps += 1
         if not gen.text.strip() and not gen.tool_calls:
             return self.finish(Termination.empty_output)

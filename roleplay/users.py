@@ -100,6 +100,19 @@ def user_fingerprint(cfg: UserConfig) -> str:
 
 
 @contextmanager
+def loaded_user(cfg: UserConfig, max_messages: int) -> Iterator[UserSimulator]:
+    """The customer on its own (never sharing the agent's weights: online RL changes those); freed afterwards."""
+    if cfg.scripted:
+        yield AgendaUser(max_messages)
+        return
+    model = load_model(cfg)
+    try:
+        yield ModelUser(model)
+    finally:
+        model.close()
+
+
+@contextmanager
 def loaded_roles(cfg: RolePlayConfig) -> Iterator[tuple[ChatModel, UserSimulator]]:
     """The agent model and the customer; one model plays both when their configs are the same."""
     if not cfg.user.scripted:
