@@ -18,7 +18,7 @@ from core.paths import configure_prefect
 if TYPE_CHECKING:
     from core.config import CurateConfig, ImagineConfig, PersonaConfig, SelfTalkConfig
     from flows.pipeline_config import PipelineConfig
-    from roleplay.config import EvalConfig, RolePlayConfig, SimulateConfig
+    from roleplay.config import EvalConfig, RLConfig, RolePlayConfig, SimulateConfig
     from models.bootstrap_config import BootstrapConfig
 
 EXIT_USER_ERROR = 2
@@ -196,6 +196,16 @@ def import_trees(cfg: SimulateConfig) -> None:
     print(f"  run folder: {report.run_dir}")
 
 
+def rl(cfg: RLConfig) -> None:
+    _check_roles(cfg)
+
+    from flows.rl import rl as rl_flow
+
+    adapter = rl_flow(cfg)
+    print(f"\nRL adapter ({adapter.steps} steps, {adapter.rows} dialogues{', cached' if adapter.cached else ''}): "
+          f"{adapter.path}\nevaluate it with --set agent.adapter={adapter.path}")
+
+
 def curate(cfg: CurateConfig) -> None:
     from models.loading import check_model
     from quality.suites import load_suite
@@ -334,6 +344,8 @@ COMMANDS = {
                          "models.bootstrap_config:BootstrapConfig"),
     "simulate": Command(simulate, "JOSH role-play on ToolWOZ (or tau-bench retail) training tasks, harvested into SFT "
                                   "and preference datasets", "roleplay.config:SimulateConfig", "simulate"),
+    "rl": Command(rl, "online RL (GRPO): groups of dialogues per training task against the customer and the tools, "
+                      "from agent.adapter (an SFT adapter) or the base", "roleplay.config:RLConfig", "rl"),
     "personas": Command(personas, "draw simulated-user personas and report their diversity", "core.config:PersonaConfig"),
     "import-trees": Command(import_trees, "turn josh-train's shipped Llama-3 JOSH trees into SFT, DPO and KTO datasets",
                             "roleplay.config:SimulateConfig"),

@@ -28,6 +28,7 @@ from flows.imagine import imagine_flow
 from flows.import_trees import import_josh_trees
 from flows.selftalk import selftalk_flow
 from flows.simulate import simulate
+from flows.rl import rl
 from flows.train import Adapter, preference, sft
 from envs.registry import domain
 from tasks.comparison import publish_comparison
@@ -98,6 +99,11 @@ def train_round(cfg: PipelineConfig, kept: list[Path], tag: str = "") -> dict[st
         adapters["sft"] = sft.with_options(flow_run_name=f"{tag}sft")(cfg.sft, cfg.agent, str(sft_rows))
     else:
         logger.warning("no SFT rows survived curation: %sSFT skipped", tag)
+    if cfg.preference.method == "grpo":
+        start = adapters.get("sft")
+        rl_cfg = cfg.stage("rl", agent=cfg.agent.model_copy(update={"adapter": start.path if start else None}))
+        adapters["grpo"] = rl.with_options(flow_run_name=f"{tag}grpo")(rl_cfg)
+        return adapters
     pairs = kept_so_far(kept, cfg.preference.method)  # the curated set is named for its method
     if _rows(pairs):
         adapters[cfg.preference.method] = preference.with_options(flow_run_name=f"{tag}{cfg.preference.method}")(

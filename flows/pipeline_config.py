@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from core.config import AGENDA, ImagineConfig, ModelConfig, PreferenceConfig, RunFolders, SelfTalkConfig, SFTConfig, UserConfig
-from roleplay.config import EvalConfig, SimulateConfig
+from roleplay.config import EvalConfig, RLConfig, SimulateConfig
 
 
 class PipelineConfig(RunFolders):
@@ -29,6 +29,8 @@ class PipelineConfig(RunFolders):
     suites: list[str] = Field(default_factory=lambda: ["roleplay", "josh", "batch"], description="Curation suites, in order.")
     sft: SFTConfig = Field(default_factory=SFTConfig)
     preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+    rl: RLConfig = Field(default_factory=RLConfig, description="Online RL settings, used with preference.method=grpo "
+                                                                "(its agent/user are the above; it starts from the SFT adapter).")
     evaluation: EvalConfig = Field(default_factory=EvalConfig, description="Held-out tasks and seeds (its agent/user are the above).")
     rounds: int = Field(1, ge=1, description="Rounds of self-training (source=simulate): round k runs JOSH with round k-1's "
                                              "model on simulate.n_tasks new training tasks, curates, trains SFT and the "
@@ -38,7 +40,7 @@ class PipelineConfig(RunFolders):
 
     @model_validator(mode="after")
     def _roles_set_once(self) -> "PipelineConfig":
-        for stage in ("simulate", "selftalk", "evaluation"):
+        for stage in ("simulate", "selftalk", "rl", "evaluation"):
             for role in ("agent", "user"):
                 if getattr(self, stage).model_fields_set & {role}:
                     raise ValueError(f"set {role}.* at the top level, not {stage}.{role}: every stage uses the same {role}")
@@ -52,6 +54,12 @@ class PipelineConfig(RunFolders):
         if self.source == "simulate" and self.simulate.benchmark != self.evaluation.benchmark:
             raise ValueError(f"simulate.benchmark ({self.simulate.benchmark}) and evaluation.benchmark "
                              f"({self.evaluation.benchmark}) differ: the agent is evaluated where it was trained")
+        if self.preference.method == "grpo" and (self.source not in ("simulate", "josh-trees")
+                                                 or self.rl.benchmark != self.evaluation.benchmark):
+            raise ValueError("preference.method=grpo trains against the evaluation benchmark's customer and tools: it needs "
+                             "source=simulate or josh-trees, and rl.benchmark equal to evaluation.benchmark")
+        if (self.rl.agent_format, self.rl.agent_prompt) != (self.evaluation.agent_format, self.evaluation.agent_prompt):
+            raise ValueError("rl.agent_format/agent_prompt differ from evaluation's: the agent is trained and evaluated in one format")
         if self.simulate.agent_format != self.evaluation.agent_format:
             raise ValueError(f"simulate.agent_format ({self.simulate.agent_format}) and evaluation.agent_format "
                              f"({self.evaluation.agent_format}) differ: the agent is trained and evaluated in one format")

@@ -20,16 +20,17 @@ from tasks.rl import PLOT, rl_dir, rl_fingerprint, train_rl
 
 
 @flow(name="rl")
-def rl(cfg: RLConfig = RLConfig(), start: Adapter | None = None) -> Adapter:
+def rl(cfg: RLConfig = RLConfig()) -> Adapter:
+    """RL from the agent as configured: `agent.adapter` (an SFT adapter) is the starting point, else its base."""
     if "embedded" in (cfg.agent.spec, cfg.user.spec):
         bootstrap()
     task_ids = select_tasks(cfg.benchmark, cfg.split, cfg.n_tasks, cfg.seed, cfg.task_draw)
-    fingerprint = rl_fingerprint(cfg, start.fingerprint if start else None, task_ids)
-    state = train_rl(cfg, start.path if start else None, task_ids, fingerprint, return_state=True)
+    fingerprint = rl_fingerprint(cfg, task_ids)
+    state = train_rl(cfg, task_ids, fingerprint, return_state=True)
     report = state.result()
     first, last = report.records[0], report.records[-1]
     create_markdown_artifact(
-        f"# RL adapter\n`{report.path}`\n\n- from: `{start.path if start else cfg.agent.spec}`\n"
+        f"# RL adapter\n`{report.path}`\n\n- from: `{cfg.agent.adapter or cfg.agent.spec}`\n"
         f"- {report.steps} steps x {cfg.tasks_per_step} tasks x {cfg.group_size} dialogues ({report.seconds:.0f} s; "
         f"resumed from step {report.resumed_from_step})\n- mean reward, first step -> last: {first['mean_reward']:.3f} "
         f"-> {last['mean_reward']:.3f}\n- plot: `{Path(rl_dir(fingerprint)) / PLOT}`\n",

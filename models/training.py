@@ -177,6 +177,8 @@ def train_preferences(base: str, sft_adapter: Path | None, data: datasets.Datase
     fine-tuned SFT model is the starting point itself; with `full_finetune` every weight trains."""
     from peft import PeftModel
 
+    if cfg.method == "grpo":
+        raise ConfigError("method=grpo is online RL, not training on pairs: run `selftrain rl` (or the pipeline)")
     on = device()
     parent_full = sft_adapter is not None and is_full_model(sft_adapter)
     start = str(sft_adapter) if parent_full else base

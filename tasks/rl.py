@@ -38,11 +38,11 @@ class RLReport(BaseModel):
     records: list[dict]  # one StepRecord per step
 
 
-def rl_fingerprint(cfg: RLConfig, start_fingerprint: str | None, task_ids: list[str]) -> str:
+def rl_fingerprint(cfg: RLConfig, task_ids: list[str]) -> str:
+    """The agent (its adapter, the starting point, by content), the customer, the settings, the tasks and the code."""
     settings = cfg.model_dump(exclude={"runs_dir", "run_name", "runner", "shard_size", "agent", "user"})
-    return stable_hash("rl", model_fingerprint(cfg.agent.model_copy(update={"adapter": None})), start_fingerprint,
-                       user_fingerprint(cfg.user), settings, task_ids, domain(cfg.benchmark).data_version(),
-                       code_fingerprint(__name__))
+    return stable_hash("rl", model_fingerprint(cfg.agent), user_fingerprint(cfg.user), settings, task_ids,
+                       domain(cfg.benchmark).data_version(), code_fingerprint(__name__))
 
 
 def rl_dir(fingerprint: str) -> Path:
@@ -50,8 +50,9 @@ def rl_dir(fingerprint: str) -> Path:
 
 
 @task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="train-rl")
-def train_rl(cfg: RLConfig, start: str | None, task_ids: list[str], fingerprint: str) -> RLReport:
-    """Train (or resume, or reuse) the RL adapter; its folder holds `adapter/`, `rl.json` and the reward plot."""
+def train_rl(cfg: RLConfig, task_ids: list[str], fingerprint: str) -> RLReport:
+    """Train (or resume, or reuse) the RL adapter from the agent's own adapter (none: from its base); the folder
+    holds `adapter/`, `rl.json` and the reward plot."""
     out = rl_dir(fingerprint)
     if (out / REPORT).is_file():
         touch(out)
@@ -61,8 +62,8 @@ def train_rl(cfg: RLConfig, start: str | None, task_ids: list[str], fingerprint:
     resume = last_checkpoint(out)
     checkpoint, done = resume if resume else (None, [])
     records = [StepRecord(**r) for r in done]
-    start_path = Path(start) if start else None
-    policy = trainable_policy(cfg.agent, start_path, cfg.lora_r, cfg.lora_alpha, checkpoint)
+    start_path = Path(cfg.agent.adapter).expanduser() if cfg.agent.adapter else None
+    policy = trainable_policy(cfg.agent.model_copy(update={"adapter": None}), start_path, cfg.lora_r, cfg.lora_alpha, checkpoint)
     optimizer = optimizer_for(policy, cfg.learning_rate, checkpoint)
     progress = create_progress_artifact(100.0 * len(records) / cfg.steps, key="rl-progress", description="RL steps (%)")
     began = time.perf_counter()

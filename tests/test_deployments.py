@@ -19,7 +19,7 @@ def _flow(deployment):
 
 def test_every_deployment_points_at_a_flow_with_valid_parameters():
     assert {"pipeline-embedded", "pipeline-retail", "evaluate-embedded", "bootstrap-embedded", "personas", "simulate-embedded", "import-trees",
-            "curate", "sft", "preference", "selftalk", "imagine"} == {d["name"] for d in DEPLOYMENTS}
+            "curate", "sft", "preference", "rl-embedded", "selftalk", "imagine"} == {d["name"] for d in DEPLOYMENTS}
     for deployment in DEPLOYMENTS:
         flow, given = _flow(deployment), deployment.get("parameters", {})
         required = set(flow.parameters.required or ())
@@ -30,7 +30,8 @@ def test_every_deployment_points_at_a_flow_with_valid_parameters():
 
 def test_a_preset_tagged_deployment_runs_what_the_cli_runs_with_that_preset():
     tagged = [(d, t.removeprefix("preset:")) for d in DEPLOYMENTS for t in d.get("tags", []) if t.startswith("preset:")]
-    assert {d["name"] for d, _ in tagged} == {"pipeline-embedded", "pipeline-retail", "evaluate-embedded", "simulate-embedded"}
+    assert {d["name"] for d, _ in tagged} == {"pipeline-embedded", "pipeline-retail", "evaluate-embedded", "simulate-embedded",
+                                              "rl-embedded"}
     for deployment, preset in tagged:
         cfg = _flow(deployment).validate_parameters(deployment["parameters"])["cfg"]
         assert cfg == build_config(type(cfg), preset), deployment["name"]

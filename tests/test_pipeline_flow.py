@@ -18,6 +18,9 @@ TINY = ["source=josh-trees", "sft.max_steps=2", "sft.batch_size=2", "sft.logging
         "preference.batch_size=2", "preference.logging_steps=1", "evaluation.n_tasks=2", "evaluation.max_messages=3",
         "evaluation.agent_sampling.max_new_tokens=12", "evaluation.user_sampling.max_new_tokens=12"]
 
+RL = ["preference.method=grpo", "rl.n_tasks=2", "rl.steps=1", "rl.tasks_per_step=2", "rl.group_size=2",
+      "rl.max_messages=3", "rl.agent_sampling.max_new_tokens=12"]
+
 
 @pytest.fixture(scope="module")
 def overrides(tmp_path_factory):
@@ -42,6 +45,11 @@ def test_stages_chain_cache_and_rerun_only_what_a_change_touches(prefect_server,
     changed = pipeline(build_config(PipelineConfig, "pipeline", [*overrides, "preference.beta=0.5"]))
     assert {k for k, v in changed.stages.items() if v == "ran"} == {"dpo", "evaluate dpo"}
     assert changed.adapters["sft"] == first.adapters["sft"] and changed.adapters["dpo"] != first.adapters["dpo"]
+
+    online = pipeline(build_config(PipelineConfig, "pipeline", [*overrides, *RL]))  # RL instead of DPO, from SFT
+    assert [r["stage"] for r in online.table] == ["base", "sft", "grpo"]
+    assert {k for k, v in online.stages.items() if v == "ran"} == {"grpo", "evaluate grpo"}
+    assert online.adapters["sft"] == first.adapters["sft"] and Path(online.adapters["grpo"]).is_dir()
 
 
 def test_roles_are_set_once_for_every_stage():
