@@ -49,7 +49,7 @@ class PipelineConfig(RunFolders):
         if self.source == "josh-trees" and self.simulate.benchmark != "toolwoz":
             raise ValueError("josh-train's shipped trees are ToolWOZ dialogues: source=josh-trees needs simulate.benchmark=toolwoz")
         if self.source == "selftalk" and self.user.spec == AGENDA:
-            raise ValueError("the agenda user plays ToolWOZ customers: for source=selftalk set user.spec=script "
+            raise ValueError("the agenda user plays benchmark customers: for source=selftalk set user.spec=script "
                              "(the workflow's scripted client) or a model")
         if self.source == "simulate" and self.simulate.benchmark != self.evaluation.benchmark:
             raise ValueError(f"simulate.benchmark ({self.simulate.benchmark}) and evaluation.benchmark "
