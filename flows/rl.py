@@ -7,8 +7,6 @@ the environment, each step moving the policy toward the better ones.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
@@ -33,7 +31,7 @@ def rl(cfg: RLConfig = RLConfig()) -> Adapter:
         f"# RL adapter\n`{report.path}`\n\n- from: `{cfg.agent.adapter or cfg.agent.spec}`\n"
         f"- {report.steps} steps x {cfg.tasks_per_step} tasks x {cfg.group_size} dialogues ({report.seconds:.0f} s; "
         f"resumed from step {report.resumed_from_step})\n- mean reward, first step -> last: {first['mean_reward']:.3f} "
-        f"-> {last['mean_reward']:.3f}\n- plot: `{Path(rl_dir(fingerprint)) / PLOT}`\n",
+        f"-> {last['mean_reward']:.3f}\n- plot: `{rl_dir(fingerprint) / PLOT}`\n",
         key="rl-adapter", description="RL training")
     return Adapter(kind="rl", path=report.path, fingerprint=fingerprint, rows=report.dialogues, steps=report.steps,
                    cached=state.name == "Cached")

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from core.config import ModelConfig
+from core.paths import write_atomically
 from models.hf_backend import HFChatModel, is_full_model
 from models.specs import weights_source
 
@@ -91,5 +92,5 @@ def save_output(out: Path, policy: HFChatModel, start: Path | None, report: dict
         policy.model.save_pretrained(str(tmp))
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
-    (out / REPORT).write_text(json.dumps(report, indent=1))
+    write_atomically(out / REPORT, json.dumps(report, indent=1))  # last: its presence means finished
     return target

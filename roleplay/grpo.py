@@ -45,8 +45,12 @@ def step_tasks(task_ids: list[str], step: int, per_step: int) -> list[str]:
     return [task_ids[(step * per_step + k) % len(task_ids)] for k in range(per_step)]
 
 
-def shaped_reward(e: Episode, cfg: RLConfig) -> float:
-    return e.env.reward().reward - cfg.invalid_call_penalty * e.invalid_calls
+def scores(groups: list[list[Episode]], cfg: RLConfig) -> tuple[list[list[float]], float]:
+    """Each dialogue's environment reward less `invalid_call_penalty` per invalid call, and the success rate; each
+    dialogue is scored once (tau-bench's reward replays the ground truth)."""
+    results = [[(e, e.env.reward()) for e in group] for group in groups]
+    rewards = [[r.reward - cfg.invalid_call_penalty * e.invalid_calls for e, r in group] for group in results]
+    return rewards, statistics.fmean(r.success for group in results for _, r in group)
 
 
 def play_groups(policy, user: UserSimulator, domain: Domain, fmt: AgentFormat, tasks: list[str], cfg: RLConfig,
@@ -61,14 +65,14 @@ def play_groups(policy, user: UserSimulator, domain: Domain, fmt: AgentFormat, t
     return groups
 
 
-def training_turns(groups: list[list[Episode]], cfg: RLConfig) -> tuple[list[Turn], list[float], int]:
+def training_turns(groups: list[list[Episode]], rewards_by_group: list[list[float]],
+                   cfg: RLConfig) -> tuple[list[Turn], list[float], int]:
     """Every agent turn of the groups that tell their dialogues apart, with its dialogue's advantage; and each
     group's reward spread, and how many groups were skipped."""
     turns: list[Turn] = []
     spreads: list[float] = []
     skipped = 0
-    for group in groups:
-        rewards = [shaped_reward(e, cfg) for e in group]
+    for group, rewards in zip(groups, rewards_by_group):
         spreads.append(statistics.pstdev(rewards))
         advantages = group_advantages(rewards, cfg.scale_advantages)
         if advantages is None:
@@ -86,12 +90,12 @@ def rl_step(policy, optimizer, user: UserSimulator, domain: Domain, fmt: AgentFo
     groups = play_groups(policy, user, domain, fmt, step_tasks(task_ids, step, cfg.tasks_per_step), cfg, step)
     if any(not isinstance(s, Sample) for group in groups for e in group for s in e.samples):
         raise TypeError("online RL needs the sampled tokens: a local model with keep_ids set (models/hf_backend.py)")
-    turns, spreads, skipped = training_turns(groups, cfg)
+    rewards, success_rate = scores(groups, cfg)
+    turns, spreads, skipped = training_turns(groups, rewards, cfg)
     stats = policy_gradient_step(policy.model, optimizer, turns, policy.tokenizer.pad_token_id, cfg.beta, cfg.micro_batch)
     policy.weights_changed()
-    played = [e for group in groups for e in group]
-    return StepRecord(step=step, mean_reward=statistics.fmean(shaped_reward(e, cfg) for e in played),
-                      success_rate=statistics.fmean(e.env.reward().success for e in played),
+    return StepRecord(step=step, mean_reward=statistics.fmean(r for group in rewards for r in group),
+                      success_rate=success_rate,
                       group_spread=statistics.fmean(spreads), groups_used=len(groups) - skipped, groups_skipped=skipped,
                       loss=stats.loss, kl=stats.kl, turns=stats.turns, tokens=stats.tokens,
                       seconds=time.perf_counter() - start)

@@ -48,10 +48,8 @@ def test_a_group_is_g_dialogues_of_one_task_and_only_the_agents_tokens_are_train
         prompt = policy.tokenizer.decode(e.samples[0].prompt_ids).lower()  # (the embedded tokenizer lowercases words)
         assert customer[0].lower() in prompt  # what the customer said reaches the agent as context only
 
-    for g in groups:  # rewards made different within the first group only: the second teaches nothing
-        for e, reward in zip(g, (1.0, 0.0) if g is groups[0] else (0.0, 0.0)):
-            e.env.reward = lambda r=reward: type("R", (), {"reward": r, "success": r == 1.0})()
-    turns, spreads, skipped = training_turns(groups, cfg)
+    rewards = [[1.0, 0.0], [0.0, 0.0]]  # different within the first group only: the second teaches nothing
+    turns, spreads, skipped = training_turns(groups, rewards, cfg)
     assert skipped == 1 and spreads == [0.5, 0.0]
     assert len(turns) == sum(len(e.samples) for e in groups[0])
     assert {t.advantage for t in turns} == {1.0, -1.0}

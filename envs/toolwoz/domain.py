@@ -13,6 +13,7 @@ from envs.toolwoz import data as toolwoz_data, prompts
 from envs.toolwoz.agenda import Catalog, conveyed_values, customer_turn
 from envs.toolwoz.env import ToolWOZEnv, oracle_reward
 
+
 class ToolWOZ(Domain):
     name, title = "toolwoz", "ToolWOZ"
     agent_title, react_guidance = prompts.AGENT_TITLE, prompts.REACT_GUIDANCE
