@@ -2,29 +2,35 @@
 are ToolWOZ dialogues, so this flow names its domain).
 
 shipped trees (each replayed here for its reward) -> dialogues, trees, SFT set, DPO pairs, KTO rows
+
+Unless a run name is given, the datasets land in a folder named for everything they depend on, finished by
+`import.json`; an import with the same settings finds it and reads its report instead of saving 926 trees again.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from pathlib import Path
 
 from prefect import flow, task
 from pydantic import BaseModel
 
 from roleplay.config import SimulateConfig
 from core.fingerprint import code_fingerprint, stable_hash
-from core.paths import new_run_dir
+from core.paths import new_run_dir, write_atomically
 from core.types import JoshTree
 from envs.toolwoz.data import data_version, load_toolwoz
 from roleplay.shipped_trees import import_shipped_trees
 from tasks.simulation import harvest_datasets
+
+DONE = "import.json"
 
 
 class ImportReport(BaseModel):
     run_dir: str
     counts: dict[str, int]  # rows per saved dataset
     full_reward: int  # trees whose golden path replays to full reward here
-    cached: bool  # the replayed trees were read from storage
+    fingerprint: str  # what the datasets depend on: data, code, and the settings rows are rendered with
+    cached: bool = False  # the datasets were read from an earlier import with the same fingerprint
 
 
 @task(cache_key_fn=lambda *_: stable_hash("shipped-trees", data_version(), code_fingerprint("roleplay.shipped_trees")))
@@ -33,12 +39,33 @@ def shipped_trees() -> list[JoshTree]:
     return import_shipped_trees(load_toolwoz())
 
 
+def import_fingerprint(cfg: SimulateConfig) -> str:
+    settings = cfg.model_dump(include={"benchmark", "agent_format", "agent_prompt", "sft_min_reward"})
+    return stable_hash("josh-trees", data_version(), settings, code_fingerprint(__name__))
+
+
+def earlier_import(run_dir: Path, fingerprint: str) -> ImportReport | None:
+    done = run_dir / DONE
+    if not done.is_file():
+        return None
+    report = ImportReport.model_validate_json(done.read_text())
+    return report.model_copy(update={"cached": True}) if report.fingerprint == fingerprint else None
+
+
 @flow(name="import-josh-trees")
 def import_josh_trees(cfg: SimulateConfig = SimulateConfig()) -> ImportReport:
     """`cfg` gives the agent prompt the rows are rendered with, the SFT reward bar and the runs folder."""
-    state = shipped_trees(return_state=True)
-    trees = state.result()
-    run_dir = new_run_dir(cfg.runs_dir, cfg.run_name or f"josh-trees-{datetime.now():%Y%m%d-%H%M%S}")
+    fingerprint = import_fingerprint(cfg)
+    if cfg.run_name:
+        run_dir = new_run_dir(cfg.runs_dir, cfg.run_name)
+    else:  # named for its fingerprint: found again by the same settings, and a killed import's folder is redone
+        run_dir = Path(cfg.runs_dir) / f"josh-trees-{fingerprint[:12]}"
+        if found := earlier_import(run_dir, fingerprint):
+            return found
+        run_dir.mkdir(parents=True, exist_ok=True)
+    trees = shipped_trees()
     counts = harvest_datasets(trees, cfg, run_dir)
-    return ImportReport(run_dir=str(run_dir), counts=counts, full_reward=sum(t.dialogue.outcome.success for t in trees),
-                        cached=state.name == "Cached")
+    report = ImportReport(run_dir=str(run_dir), counts=counts, fingerprint=fingerprint,
+                          full_reward=sum(t.dialogue.outcome.success for t in trees))
+    write_atomically(run_dir / DONE, report.model_dump_json(indent=2))
+    return report

@@ -26,10 +26,14 @@ def test_import_flow_saves_the_shipped_trees_as_training_datasets(prefect_server
     import datasets
 
     from roleplay.config import SimulateConfig
-    from flows.import_trees import import_josh_trees
+    from flows.import_trees import import_fingerprint, import_josh_trees
 
     report = import_josh_trees(SimulateConfig(runs_dir=str(tmp_path)))
     assert report.counts["dialogues"] == 926 and 550 < report.full_reward < 926
     assert 0 < report.counts["sft"] <= report.full_reward and report.counts["dpo"] > 1000
     for name in ("sft", "dpo", "kto", "trees"):
         assert len(datasets.load_from_disk(f"{report.run_dir}/{name}")) == report.counts[name]
+
+    again = import_josh_trees(SimulateConfig(runs_dir=str(tmp_path)))  # same settings: the same folder, read back
+    assert again.cached and not report.cached and again.run_dir == report.run_dir and again.counts == report.counts
+    assert import_fingerprint(SimulateConfig(sft_min_reward=0.5)) != report.fingerprint  # another bar: another import

@@ -7,6 +7,8 @@ matched in the agent's replies. Refusals come back as "Error: ..." results.
 
 from __future__ import annotations
 
+import ast
+import operator
 from typing import Any
 
 from envs.taubench.tools import Tool, dumps, tool
@@ -81,9 +83,25 @@ def calculate(db: dict[str, Any], expression: str) -> str:
     if not all(char in "0123456789+-*/(). " for char in expression):
         return "Error: invalid characters in expression"
     try:
-        return str(round(float(eval(expression, {"__builtins__": None}, {})), 2))  # digits and operators only
-    except Exception as e:  # a malformed expression or a division by zero is the agent's error to see
+        return str(round(arithmetic(ast.parse(expression, mode="eval").body), 2))
+    except Exception as e:  # a malformed expression, a division by zero or an overflow is the agent's error to see
         return f"Error: {e}"
+
+
+OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+             ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def arithmetic(node: ast.expr) -> float:
+    """Upstream evaluates the expression with `eval`; in floats the same operators give the same figures, and a
+    tower like 9**9**9 overflows at once instead of computing a number with 370 million digits."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
+        return OPERATORS[type(node.op)](arithmetic(node.left), arithmetic(node.right))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in OPERATORS:
+        return OPERATORS[type(node.op)](arithmetic(node.operand))
+    raise ValueError("only numbers and + - * / are allowed")
 
 
 @tool(TOOLS, "Cancel a pending order. The agent must explain the cancellation and get explicit confirmation (yes/no).",
