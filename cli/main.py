@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -370,6 +371,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_prefect()
+    quiet_progress_bars()
     from core.errors import UserError
 
     try:
@@ -387,6 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; finished stages are cached and will be reused", file=sys.stderr)
         return 130
     return 0
+
+
+def quiet_progress_bars() -> None:
+    """Redrawn ten times a second into a log file, progress bars bury the log (0.5 MB for one `make run`): when
+    stderr is not a terminal, every tqdm bar (ours, transformers', datasets') redraws at most every 5 seconds."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_MININTERVAL", "5")
 
 
 if __name__ == "__main__":

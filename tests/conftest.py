@@ -7,6 +7,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 _root = Path(tempfile.mkdtemp(prefix="selftrain-tests-"))
@@ -24,6 +25,39 @@ import pytest  # noqa: E402
 
 from core.types import Generation  # noqa: E402
 from models.base import ChatModel  # noqa: E402
+
+
+def _orphans() -> list[str]:
+    """Processes this session started (they carry its state dir in their environment) that outlived their parent:
+    no longer descendants of this process, nobody will stop them (a killed CLI's Prefect server, say)."""
+    marker = f"SELFTRAIN_STATE_DIR={_root / 'state'}".encode()
+    parents, ours = {}, []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                ours.append((int(proc.name), (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:150]))
+        except (OSError, IndexError, ValueError):
+            continue
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == os.getpid():
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return [f"{pid}: {cmd}" for pid, cmd in ours if not descends(pid)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """Servers and workers end with what started them: at the end of the session, none of its processes is orphaned."""
+    yield
+    deadline = time.time() + 15
+    while (left := _orphans()) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not left, "processes started by the tests outlived them:\n" + "\n".join(left)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Bad input through the real CLI: one clear line on stderr, exit code 2, no traceback."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -101,3 +102,13 @@ def test_pipeline_help_shows_every_knob():
     for key in ("preference.beta", "sft.lora_r", "simulate.beam_size", "evaluation.n_tasks", "suites", "user.spec"):
         assert key in keys and f"  {key} = " in result.stdout, key
     assert "simulate.agent.spec" not in result.stdout  # roles are set once, at the top
+
+
+def test_progress_bars_redraw_rarely_into_a_log():
+    """In a log file (stderr is not a terminal) a bar updated 200 times over a second redraws at its start and end."""
+    script = ("import time; from cli.main import quiet_progress_bars; quiet_progress_bars()\n"
+              "from tqdm.auto import tqdm\n"
+              "for _ in tqdm(range(200)): time.sleep(0.005)")
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_MININTERVAL"}
+    log = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=60)  # bytes: keep \r
+    assert log.returncode == 0 and log.stderr.count(b"\r") <= 3, log.stderr

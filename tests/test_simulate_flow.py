@@ -77,12 +77,12 @@ def test_killed_run_resumes_with_finished_shards_cached(tmp_path, small):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "first.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 300
         # shard 1 running means shard 0's result is stored ("shard 0:" is logged before its result is written)
         while "shard 1:" not in log.read_text() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # the run and its Prefect server, as a killed terminal job
         proc.wait()
     assert "shard 1:" in log.read_text(), log.read_text()[-2000:]
 
