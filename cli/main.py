@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -374,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_progress_bars()
     from core.errors import UserError
 
+    untraced_user_errors()
     try:
         command = COMMANDS[args.command]
         if command.arguments:
@@ -396,6 +398,23 @@ def quiet_progress_bars() -> None:
     stderr is not a terminal, every tqdm bar (ours, transformers', datasets') redraws at most every 5 seconds."""
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_MININTERVAL", "5")
+
+
+class _NoTraceback(logging.Filter):
+    """Prefect logs a failed task's or flow's traceback; for a user's error (a bad file, a bad key) the message
+    says everything, and the CLI prints it last, as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from core.errors import UserError
+
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def untraced_user_errors() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):  # where runs log their failures
+        logging.getLogger(name).addFilter(_NoTraceback())
 
 
 if __name__ == "__main__":

@@ -21,5 +21,10 @@ class DataMissingError(UserError):
     """A data package (josh-train) that is not installed or incomplete."""
 
 
+class BadFileError(UserError):
+    """A file or folder a run reads (dialogues, a dataset, an adapter) that is corrupt, truncated or not what it
+    should be: the message names it, and the line or field."""
+
+
 class QualityGateError(UserError):
     """A whole batch failed a critical dataset-level expectation (its datasets are still written)."""

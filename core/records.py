@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+from pydantic import ValidationError
 
+from core.errors import BadFileError
 from core.types import Dialogue, Message, Outcome, Persona, Scenario, ToolCall
 
 _TOOL_CALL = {"id": datasets.Value("string"), "name": datasets.Value("string"), "arguments": datasets.Value("string")}
@@ -131,5 +133,26 @@ def write_jsonl(dialogues: Iterable[Dialogue], path: Path) -> Path:
 
 
 def read_jsonl(path: Path) -> list[Dialogue]:
+    """Every dialogue of a JSONL file; a broken or truncated line is an error naming the file, the line and the field."""
+    dialogues = []
     with path.open() as f:
-        return [Dialogue.model_validate_json(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                dialogues.append(Dialogue.model_validate_json(line.strip()))
+            except ValidationError as e:
+                err = e.errors()[0]
+                field = ".".join(str(x) for x in err["loc"])
+                raise BadFileError(f"{path}, line {number}: not a dialogue ({field + ': ' if field else ''}"
+                                   f"{err['msg']})") from None
+    return dialogues
+
+
+def load_dataset(path: Path | str) -> datasets.Dataset:
+    """A dataset folder saved by a stage; a missing, corrupt or truncated one is an error naming the folder."""
+    try:
+        return datasets.load_from_disk(str(path))
+    except (OSError, ValueError) as e:  # no such folder, broken state.json, truncated Arrow file (ArrowInvalid)
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BadFileError(f"{path}: not a readable dataset folder ({reason})") from None

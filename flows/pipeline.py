@@ -47,9 +47,9 @@ class PipelineReport(BaseModel):
 
 
 def _rows(path: Path) -> int:
-    import datasets
+    from core.records import load_dataset
 
-    return len(datasets.load_from_disk(str(path))) if path.is_dir() else 0
+    return len(load_dataset(path)) if path.is_dir() else 0
 
 
 def evaluate_stage(cfg: PipelineConfig, agent: ModelConfig, name: str) -> tuple[str, bool]:

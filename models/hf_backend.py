@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.cache_utils import Cache, DynamicLayer
 
 from core.config import ModelConfig, SamplingConfig
-from core.errors import ModelSpecError
+from core.errors import BadFileError, ModelSpecError
 from core.types import Generation, Message
 from models.specs import hf_source, model_fingerprint
 from models.base import ChatModel, Sample
@@ -41,6 +41,18 @@ def load_causal_lm(name_or_path: str, load_in_4bit: bool, device: str):
     return tokenizer, model
 
 
+def load_adapter(model, adapter: Path | str, trainable: bool = False):
+    """`model` with a saved LoRA adapter on it; a corrupt or truncated adapter folder is one error naming it."""
+    from peft import PeftModel
+    from safetensors import SafetensorError
+
+    try:
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:  # missing file, bad JSON or weights
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BadFileError(f"cannot load LoRA adapter {adapter}: {reason}") from None
+
+
 def is_full_model(path: Path) -> bool:
     """A fine-tuned folder that holds a whole model (full fine-tuning), not a LoRA adapter."""
     return (path / "config.json").is_file() and not (path / "adapter_config.json").is_file()
@@ -62,12 +74,7 @@ class HFChatModel(ChatModel):
         full = adapter is not None and is_full_model(adapter)  # fully fine-tuned weights replace the base's
         self.tokenizer, model = load_causal_lm(str(adapter) if full else name_or_path, cfg.load_in_4bit, self.device)
         if adapter and not full:
-            from peft import PeftModel
-
-            try:
-                model = PeftModel.from_pretrained(model, str(adapter))
-            except (OSError, ValueError) as e:
-                raise ModelSpecError(f"cannot load LoRA adapter {cfg.adapter!r}: {e}") from None
+            model = load_adapter(model, adapter)
         self.model = model.eval()
         # Batches are left-padded so every prompt ends where generation starts.
         self.tokenizer.padding_side = "left"

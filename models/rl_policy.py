@@ -22,7 +22,7 @@ import torch
 
 from core.config import ModelConfig
 from core.paths import write_atomically
-from models.hf_backend import HFChatModel, is_full_model
+from models.hf_backend import HFChatModel, is_full_model, load_adapter
 from models.specs import weights_source
 
 CHECKPOINT, OUTPUT, REPORT = "checkpoint", "adapter", "rl.json"
@@ -32,15 +32,15 @@ def trainable_policy(agent: ModelConfig, start: Path | None, lora_r: int, lora_a
                      checkpoint: Path | None = None) -> HFChatModel:
     """The agent, starting from `start` (an SFT adapter or whole model; None = the base), with trainable LoRA
     weights (those of `checkpoint` when resuming); it returns its sampled tokens (`keep_ids`)."""
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, get_peft_model
 
     continue_lora = start is not None and not is_full_model(start)
     chat = HFChatModel(agent.model_copy(update={"adapter": str(start) if start and not continue_lora else None}),
                        weights_source(agent))
     if checkpoint is not None:
-        chat.model = PeftModel.from_pretrained(chat.model, str(checkpoint / OUTPUT), is_trainable=True)
+        chat.model = load_adapter(chat.model, checkpoint / OUTPUT, trainable=True)
     elif continue_lora:
-        chat.model = PeftModel.from_pretrained(chat.model, str(start), is_trainable=True)
+        chat.model = load_adapter(chat.model, start, trainable=True)
     else:
         chat.model = get_peft_model(chat.model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
                                                            target_modules="all-linear", task_type="CAUSAL_LM"))

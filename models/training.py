@@ -23,7 +23,7 @@ from transformers import TrainerCallback
 
 from core.config import PreferenceConfig, SFTConfig, TrainConfig
 from core.errors import ConfigError
-from models.hf_backend import is_full_model, load_causal_lm
+from models.hf_backend import is_full_model, load_adapter, load_causal_lm
 
 ADAPTER, CHECKPOINTS, REPORT = "adapter", "checkpoints", "training.json"
 
@@ -175,8 +175,6 @@ def train_preferences(base: str, sft_adapter: Path | None, data: datasets.Datase
     """DPO on (prompt, chosen, rejected) rows or KTO on (prompt, completion, label) rows, continuing the SFT
     adapter (trl keeps a frozen copy as the reference); without one, a new LoRA against the base. A fully
     fine-tuned SFT model is the starting point itself; with `full_finetune` every weight trains."""
-    from peft import PeftModel
-
     if cfg.method == "grpo":
         raise ConfigError("method=grpo is online RL, not training on pairs: run `selftrain rl` (or the pipeline)")
     on = device()
@@ -185,7 +183,7 @@ def train_preferences(base: str, sft_adapter: Path | None, data: datasets.Datase
     tokenizer, model = load_causal_lm(start, cfg.load_in_4bit and not cfg.full_finetune, on)
     peft_config = None
     if sft_adapter is not None and not parent_full:
-        model = PeftModel.from_pretrained(model, str(sft_adapter), is_trainable=not cfg.full_finetune)
+        model = load_adapter(model, sft_adapter, trainable=not cfg.full_finetune)
         if cfg.full_finetune:
             model = model.merge_and_unload()
     elif not cfg.full_finetune:

@@ -13,7 +13,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import datasets
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -106,7 +105,7 @@ def save_curated_datasets(dialogues: list[Dialogue], curated: Curated, source: s
         path = Path(source) / name
         if not path.is_dir():
             continue
-        rows = datasets.load_from_disk(str(path))
+        rows = records.load_dataset(path)
         if "scenario_id" not in rows.column_names:
             raise DataMissingError(f"{path} has no scenario_id column (made by an older version): simulate the run again")
         filtered = rows.filter(lambda r: r["scenario_id"] in kept_ids)

@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 
 from core.config import ModelConfig, PreferenceConfig, SFTConfig
 from core.fingerprint import code_fingerprint, stable_hash
+from core import records
 from core.cache import touch
 from core.paths import cache_dir
 from models.specs import model_fingerprint, weights_source
@@ -24,7 +25,7 @@ from models.training import ADAPTER, TrainReport, train_preferences, train_sft, 
 
 def data_fingerprint(data_dir: str) -> str:
     """Content hash of a training dataset's rows (not its files: a re-saved copy hashes the same)."""
-    return stable_hash(datasets.load_from_disk(data_dir).to_list())
+    return stable_hash(records.load_dataset(data_dir).to_list())
 
 
 @task
@@ -34,7 +35,7 @@ def kept_so_far(curated_runs: list[Path], name: str) -> Path:
     parts = [run / name for run in curated_runs if (run / name).is_dir()]
     if len(parts) <= 1:
         return parts[0] if parts else curated_runs[-1] / name
-    rows = datasets.concatenate_datasets([datasets.load_from_disk(str(p)) for p in parts])
+    rows = datasets.concatenate_datasets([records.load_dataset(p) for p in parts])
     out = cache_dir() / "datasets" / f"{name}-{stable_hash(rows.to_list())[:12]}"
     if out.is_dir():
         touch(out)  # used now: `selftrain cache prune` keeps it
@@ -75,7 +76,7 @@ def train_adapter(kind: str, base: ModelConfig, data_dir: str, cfg: SFTConfig | 
         touch(out)
         return done
     out.mkdir(parents=True, exist_ok=True)
-    data, data_fp, report = datasets.load_from_disk(data_dir), data_fingerprint(data_dir), _progress_reporter(kind)
+    data, data_fp, report = records.load_dataset(data_dir), data_fingerprint(data_dir), _progress_reporter(kind)
     if kind == "sft":
         return train_sft(weights_source(base), data, data_fp, cfg, out, report)
     return train_preferences(weights_source(base), Path(sft_adapter) if sft_adapter else None, data, data_fp, cfg, out,

@@ -112,3 +112,14 @@ def test_progress_bars_redraw_rarely_into_a_log():
     env = {k: v for k, v in os.environ.items() if k != "TQDM_MININTERVAL"}
     log = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=60)  # bytes: keep \r
     assert log.returncode == 0 and log.stderr.count(b"\r") <= 3, log.stderr
+
+
+def test_a_broken_file_met_inside_a_flow_is_one_error_line_without_traceback(tmp_path):
+    """Read in a Prefect task, a truncated dialogues.jsonl fails the run with the file and line, exit 2."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "dialogues.jsonl").write_text('{"id": "x", "scenario": {"domain": "toolwoz", "ta\n')
+    result = _run("-m", "cli.main", "curate", "--set", f"source={tmp_path / 'run'}", "--set", f"runs_dir={tmp_path}")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert f"{tmp_path / 'run' / 'dialogues.jsonl'}, line 1: not a dialogue (Invalid JSON" in errors[0]
+    assert "Traceback" not in result.stdout + result.stderr

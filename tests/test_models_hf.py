@@ -17,7 +17,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from core.config import ModelConfig, SamplingConfig
-from core.errors import ModelSpecError
+from core.errors import BadFileError, ModelSpecError
 from core.types import Message
 from models.loading import check_model, load_model
 from models.specs import model_fingerprint, parse_spec
@@ -242,3 +242,17 @@ def test_valid_specs_parse():
     assert parse_spec("embedded") == ("embedded", "")
     assert parse_spec("hf:/models/x:v2") == ("hf", "/models/x:v2")
     assert parse_spec("openai:gpt-4o-mini") == ("openai", "gpt-4o-mini")
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "broken config", "no weights"])
+def test_a_damaged_adapter_is_one_error_naming_its_folder(model_dir, tmp_path, damage):
+    adapter = make_adapter(model_dir, tmp_path / "adapter", seed=0)
+    weights, config = adapter / "adapter_model.safetensors", adapter / "adapter_config.json"
+    if damage == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "broken config":
+        config.write_text(config.read_text()[:40])
+    else:
+        weights.unlink()
+    with pytest.raises(BadFileError, match=f"cannot load LoRA adapter {adapter}"):
+        load_model(ModelConfig(spec=f"hf:{model_dir}", adapter=str(adapter)))

@@ -1,8 +1,10 @@
 """Dialogues survive a round trip through a saved HF dataset and through JSONL, field for field."""
 
 import datasets
+import pytest
 
-from core.records import dialogues_from_dataset, dialogues_to_dataset, read_jsonl, write_jsonl
+from core.errors import BadFileError
+from core.records import dialogues_from_dataset, dialogues_to_dataset, load_dataset, read_jsonl, write_jsonl
 from core.types import Dialogue, Message, Outcome, Persona, Scenario, Termination, ToolCall
 
 
@@ -37,3 +39,26 @@ def test_dataset_round_trip_is_lossless(tmp_path):
 def test_jsonl_round_trip_is_lossless(tmp_path):
     original = _dialogues()
     assert read_jsonl(write_jsonl(original, tmp_path / "d.jsonl")) == original
+
+
+def test_a_broken_line_names_the_file_the_line_and_the_field(tmp_path):
+    path = write_jsonl(_dialogues(), tmp_path / "d.jsonl")
+    good, second = path.read_text().splitlines()
+    path.write_text(f"{good}\n{second[:50]}\n")  # truncated, as by a killed writer
+    with pytest.raises(BadFileError, match=r"d\.jsonl, line 2: not a dialogue \(Invalid JSON"):
+        read_jsonl(path)
+    wrong_type = second.replace('"reward":0.0', '"reward":"high"')
+    assert wrong_type != second
+    path.write_text(f"{good}\n{wrong_type}\n")
+    with pytest.raises(BadFileError, match=r"line 2: not a dialogue \(outcome\.reward: "):
+        read_jsonl(path)
+
+
+def test_a_truncated_dataset_folder_is_one_error_naming_it(tmp_path):
+    dialogues_to_dataset(_dialogues()).save_to_disk(str(tmp_path / "ds"))
+    arrow = next((tmp_path / "ds").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[:200])
+    with pytest.raises(BadFileError, match=f"{tmp_path / 'ds'}: not a readable dataset folder"):
+        load_dataset(tmp_path / "ds")
+    with pytest.raises(BadFileError, match="not a readable dataset folder"):
+        load_dataset(tmp_path / "missing")
