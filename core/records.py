@@ -8,6 +8,7 @@ tool shows readable messages.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,13 @@ def dialogues_from_dataset(ds: datasets.Dataset) -> list[Dialogue]:
 
 
 def write_jsonl(dialogues: Iterable[Dialogue], path: Path) -> Path:
+    """Written under a temporary name, then renamed: a killed run never leaves half a file under the real name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with tmp.open("w") as f:
         for d in dialogues:
             f.write(d.model_dump_json() + "\n")
+    os.replace(tmp, path)
     return path
 
 
