@@ -395,12 +395,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def quiet_progress_bars() -> None:
     """Redrawn ten times a second into a log file, progress bars bury the log (0.5 MB for one `make run`): when
-    stderr is not a terminal, every tqdm bar (ours, transformers', datasets') redraws at most every 5 seconds."""
+    stderr is not a terminal, every tqdm bar (ours, transformers', datasets') redraws at most every 5 seconds.
+    tqdm reads its `TQDM_*` defaults when first imported, so this runs before anything imports it."""
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_MININTERVAL", "5")
 
 
-class _NoTraceback(logging.Filter):
+class NoTraceback(logging.Filter):
     """Prefect logs a failed task's or flow's traceback; for a user's error (a bad file, a bad key) the message
     says everything, and the CLI prints it last, as one line."""
 
@@ -412,9 +413,13 @@ class _NoTraceback(logging.Filter):
         return True
 
 
+NO_TRACEBACK = NoTraceback()
+
+
 def untraced_user_errors() -> None:
-    for name in ("prefect.task_runs", "prefect.flow_runs"):  # where runs log their failures
-        logging.getLogger(name).addFilter(_NoTraceback())
+    """On the loggers where task and flow runs log their failures (adding the same filter twice adds it once)."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(NO_TRACEBACK)
 
 
 if __name__ == "__main__":

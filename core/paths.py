@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import platformdirs
@@ -54,13 +55,14 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
             path = base.with_name(f"{base.name}-{n}")
 
 
-def write_atomically(path: Path, text: str) -> Path:
-    """Write via a unique temp file and rename, so readers never see half a file."""
+def write_atomically(path: Path, text: str | Iterable[str]) -> Path:
+    """Write via a unique temp file and rename, so readers never see half a file (a killed run leaves none under
+    the real name). `text` may come in pieces, so a large file is never held whole in memory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(text)
+            f.writelines([text] if isinstance(text, str) else text)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -8,7 +8,6 @@ tool shows readable messages.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import datasets
 from pydantic import ValidationError
 
 from core.errors import BadFileError
+from core.paths import write_atomically
 from core.types import Dialogue, Message, Outcome, Persona, Scenario, ToolCall
 
 _TOOL_CALL = {"id": datasets.Value("string"), "name": datasets.Value("string"), "arguments": datasets.Value("string")}
@@ -126,20 +126,13 @@ def dialogues_from_dataset(ds: datasets.Dataset) -> list[Dialogue]:
 
 
 def write_jsonl(dialogues: Iterable[Dialogue], path: Path) -> Path:
-    """Written under a temporary name, then renamed: a killed run never leaves half a file under the real name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    with tmp.open("w") as f:
-        for d in dialogues:
-            f.write(d.model_dump_json() + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, (d.model_dump_json() + "\n" for d in dialogues))
 
 
 def read_jsonl(path: Path) -> list[Dialogue]:
     """Every dialogue of a JSONL file; a broken or truncated line is an error naming the file, the line and the field."""
     dialogues = []
-    with path.open() as f:
+    with path.open("rb") as f:  # bytes: a line that is not UTF-8 fails as a broken line, not a UnicodeDecodeError
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -9,6 +9,8 @@ Unless a run name is given, the datasets land in a folder named for everything t
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from prefect import flow, task
@@ -41,7 +43,7 @@ def shipped_trees() -> list[JoshTree]:
 
 def import_fingerprint(cfg: SimulateConfig) -> str:
     settings = cfg.model_dump(include={"benchmark", "agent_format", "agent_prompt", "sft_min_reward"})
-    return stable_hash("josh-trees", data_version(), settings, code_fingerprint(__name__))
+    return stable_hash("josh-trees", data_version(), settings, code_fingerprint("flows.import_trees"))
 
 
 def earlier_import(run_dir: Path, fingerprint: str) -> ImportReport | None:
@@ -49,7 +51,8 @@ def earlier_import(run_dir: Path, fingerprint: str) -> ImportReport | None:
     if not done.is_file():
         return None
     report = ImportReport.model_validate_json(done.read_text())
-    return report.model_copy(update={"cached": True}) if report.fingerprint == fingerprint else None
+    found = {"cached": True, "run_dir": str(run_dir)}  # where it is now, however the runs folder was spelled
+    return report.model_copy(update=found) if report.fingerprint == fingerprint else None
 
 
 @flow(name="import-josh-trees")
@@ -57,12 +60,25 @@ def import_josh_trees(cfg: SimulateConfig = SimulateConfig()) -> ImportReport:
     """`cfg` gives the agent prompt the rows are rendered with, the SFT reward bar and the runs folder."""
     fingerprint = import_fingerprint(cfg)
     if cfg.run_name:
-        run_dir = new_run_dir(cfg.runs_dir, cfg.run_name)
-    else:  # named for its fingerprint: found again by the same settings, and a killed import's folder is redone
-        run_dir = Path(cfg.runs_dir) / f"josh-trees-{fingerprint[:12]}"
+        return harvested(cfg, fingerprint, new_run_dir(cfg.runs_dir, cfg.run_name))
+    run_dir = Path(cfg.runs_dir) / f"josh-trees-{fingerprint[:12]}"
+    if found := earlier_import(run_dir, fingerprint):
+        return found
+    # Saved under a private name, then renamed: the named folder exists only complete, a killed import leaves a
+    # hidden one behind, and of two imports at once the second to finish reads the first's.
+    private = new_run_dir(cfg.runs_dir, f".{run_dir.name}-{os.getpid()}")
+    report = harvested(cfg, fingerprint, private)
+    try:
+        private.rename(run_dir)
+    except OSError:  # the folder exists: another import finished first (or something else sits there: keep ours)
         if found := earlier_import(run_dir, fingerprint):
+            shutil.rmtree(private)
             return found
-        run_dir.mkdir(parents=True, exist_ok=True)
+        return report
+    return report.model_copy(update={"run_dir": str(run_dir)})
+
+
+def harvested(cfg: SimulateConfig, fingerprint: str, run_dir: Path) -> ImportReport:
     trees = shipped_trees()
     counts = harvest_datasets(trees, cfg, run_dir)
     report = ImportReport(run_dir=str(run_dir), counts=counts, fingerprint=fingerprint,

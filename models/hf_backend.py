@@ -42,14 +42,17 @@ def load_causal_lm(name_or_path: str, load_in_4bit: bool, device: str):
 
 
 def load_adapter(model, adapter: Path | str, trainable: bool = False):
-    """`model` with a saved LoRA adapter on it; a corrupt or truncated adapter folder is one error naming it."""
+    """`model` with a saved LoRA adapter on it; a corrupt or truncated adapter folder, or one trained on another
+    base (weights of other shapes), is one error naming it."""
     from peft import PeftModel
     from safetensors import SafetensorError
 
     try:
         return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    except torch.OutOfMemoryError:
+        raise
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:  # missing file, bad JSON or weights
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = " ".join(str(e).split())[:300] or type(e).__name__
         raise BadFileError(f"cannot load LoRA adapter {adapter}: {reason}") from None
 
 

@@ -15,7 +15,7 @@ from roleplay.config import EvalConfig
 from roleplay.rollout import agent_format, episode
 
 EXAMPLES = 120  # per domain and format: 1,080 generations in all
-DEADLINE_MS = 2000  # a tool call that takes longer stalls a worker: the fuzzing fails
+DEADLINE_MS = 10_000  # an example (fork, call, reward) this slow stalls a worker: the fuzzing fails
 STALL_S = 30  # one that never returns (a C loop holds the GIL): the process dumps its stack and exits, not hangs
 
 json_value = st.recursive(
@@ -34,7 +34,7 @@ def stderr_fd(pytestconfig) -> int:
     """The terminal's stderr as pytest's own faulthandler keeps it (fd 2 is captured, and lost when the process exits)."""
     from _pytest.faulthandler import fault_handler_stderr_fd_key
 
-    return pytestconfig.stash[fault_handler_stderr_fd_key]
+    return pytestconfig.stash.get(fault_handler_stderr_fd_key, 2)  # 2: pytest's faulthandler plugin is off
 
 
 @pytest.fixture(scope="module")

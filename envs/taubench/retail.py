@@ -8,6 +8,7 @@ matched in the agent's replies. Refusals come back as "Error: ..." results.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from typing import Any
 
@@ -83,9 +84,12 @@ def calculate(db: dict[str, Any], expression: str) -> str:
     if not all(char in "0123456789+-*/(). " for char in expression):
         return "Error: invalid characters in expression"
     try:
-        return str(round(arithmetic(ast.parse(expression, mode="eval").body), 2))
-    except Exception as e:  # a malformed expression, a division by zero or an overflow is the agent's error to see
+        result = arithmetic(ast.parse(expression, "<string>", mode="eval").body)
+    except ZeroDivisionError:
+        return "Error: division by zero"  # upstream's words (its integers divide)
+    except Exception as e:  # a malformed expression or an overflow is the agent's error to see
         return f"Error: {e}"
+    return str(round(result, 2)) if math.isfinite(result) else "Error: int too large to convert to float"
 
 
 OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -93,15 +97,17 @@ OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mu
 
 
 def arithmetic(node: ast.expr) -> float:
-    """Upstream evaluates the expression with `eval`; in floats the same operators give the same figures, and a
-    tower like 9**9**9 overflows at once instead of computing a number with 370 million digits."""
+    """Upstream evaluates the expression with `eval` in integers, then converts to float; here every step is in
+    floats, so a tower like 9**9**9 overflows at once instead of computing a number of 370 million digits. The
+    figures agree up to 2**53 (beyond, upstream's exact integers round differently), and a result too large
+    for a float is upstream's error."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         return float(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
         return OPERATORS[type(node.op)](arithmetic(node.left), arithmetic(node.right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in OPERATORS:
         return OPERATORS[type(node.op)](arithmetic(node.operand))
-    raise ValueError("only numbers and + - * / are allowed")
+    raise ValueError("only numbers, parentheses and + - * / (// **) are allowed")
 
 
 @tool(TOOLS, "Cancel a pending order. The agent must explain the cancellation and get explicit confirmation (yes/no).",
