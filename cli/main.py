@@ -357,7 +357,7 @@ COMMANDS = {
                         "core.config:SelfTalkConfig"),
     "imagine": Command(imagine, "the imagination engine: imagined, critiqued and revised dialogues from a task description",
                        "core.config:ImagineConfig"),
-    "pipeline": Command(pipeline, "self-training end to end: simulate, curate, SFT, DPO, evaluate base vs SFT vs DPO",
+    "pipeline": Command(pipeline, "self-training end to end: simulate, curate, SFT, DPO (or KTO, GRPO), evaluate each against base",
                         "flows.pipeline_config:PipelineConfig", "pipeline"),
     "ops": Command(ops, "local operations: a Prefect server and worker, deployments, runs", arguments=_ops_arguments,
                    description="Run the flows as deployments on a local Prefect server (127.0.0.1), watched in its UI."),

@@ -1,4 +1,4 @@
-"""The pipeline's verdict: base vs SFT vs DPO on the same held-out tasks, as a table, a plot and a report.
+"""The pipeline's verdict: base vs SFT vs the preference or RL step on the same held-out tasks, as a table, a plot and a report.
 
 Each stage's evaluation saved its dialogues; success and reward per task are read back from them,
 so every figure is computed on the same tasks in the same order. Intervals are 95% bootstrap
@@ -103,7 +103,7 @@ def publish_comparison(stages: dict[str, str], links: dict[str, str], run_dir: P
     `harvest`: what each self-training round kept (dialogues, SFT rows, pairs), shown as a table of its own."""
     rows = comparison(stages) if stages else []
     table = display_rows(rows)
-    title = "rounds of self-training" if harvest else "base vs SFT vs DPO"
+    title = "rounds of self-training" if harvest else " vs ".join(stages) or "datasets"
     lines = [f"# Self-training: {title}", f"Run folder `{run_dir.resolve()}`. Evaluated on: {held_out}.", ""]
     if harvest:
         columns = list(dict.fromkeys(k for counts in harvest.values() for k in counts))
