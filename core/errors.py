@@ -1,5 +1,9 @@
 """Errors a user can fix. The CLI prints these as one line and exits non-zero; anything else is a bug."""
 
+from __future__ import annotations
+
+from pydantic import ValidationError
+
 
 class UserError(Exception):
     """Bad input from the user or their machine: the message says what is wrong and how to fix it."""
@@ -28,3 +32,11 @@ class BadFileError(UserError):
 
 class QualityGateError(UserError):
     """A whole batch failed a critical dataset-level expectation (its datasets are still written)."""
+
+
+def first_error(e: ValidationError) -> str:
+    """A pydantic error as one line: the first problem's field and message."""
+    err = e.errors()[0]
+    key = ".".join(str(x) for x in err["loc"])
+    message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    return f"{key}: {message}" if key else message

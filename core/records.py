@@ -15,7 +15,7 @@ from typing import Any
 import datasets
 from pydantic import ValidationError
 
-from core.errors import BadFileError
+from core.errors import BadFileError, first_error
 from core.paths import write_atomically
 from core.types import Dialogue, Message, Outcome, Persona, Scenario, ToolCall
 
@@ -139,10 +139,7 @@ def read_jsonl(path: Path) -> list[Dialogue]:
             try:
                 dialogues.append(Dialogue.model_validate_json(line.strip()))
             except ValidationError as e:
-                err = e.errors()[0]
-                field = ".".join(str(x) for x in err["loc"])
-                raise BadFileError(f"{path}, line {number}: not a dialogue ({field + ': ' if field else ''}"
-                                   f"{err['msg']})") from None
+                raise BadFileError(f"{path}, line {number}: not a dialogue ({first_error(e)})") from None
     return dialogues
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.config import read_yaml_mapping
-from core.errors import ConfigError
+from core.errors import ConfigError, first_error
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
@@ -78,7 +78,7 @@ def load_suite(spec: str) -> Suite:
     try:
         header = Suite.model_validate({**data, "path": str(path)})
     except ValidationError as e:
-        raise ConfigError(f"suite file {path}: {_first_error(e)}") from None
+        raise ConfigError(f"suite file {path}: {first_error(e)}") from None
     checked = {part: tuple(_entry(path, part, i, raw) for i, raw in enumerate(items, 1)) for part, items in entries.items()}
     reasons = [e.reason for part in checked.values() for e in part]
     if len(set(reasons)) < len(reasons):
@@ -94,7 +94,7 @@ def _entry(path: Path, part: str, index: int, raw: Any) -> Entry:
     try:
         entry = Entry.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(f"{where}: {_first_error(e)}") from None
+        raise ConfigError(f"{where}: {first_error(e)}") from None
     import great_expectations as gx
 
     if not hasattr(gx.expectations, _class_name(entry.expectation)):
@@ -108,13 +108,6 @@ def _entry(path: Path, part: str, index: int, raw: Any) -> Entry:
 
 def _class_name(expectation: str) -> str:
     return "".join(part.title() for part in expectation.split("_"))
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    key = ".".join(str(x) for x in err["loc"])
-    message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-    return f"{key}: {message}" if key else message
 
 
 def _one_line(e: Exception) -> str:
