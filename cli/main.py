@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flows.pipeline_config import PipelineConfig
     from roleplay.config import EvalConfig, RLConfig, RolePlayConfig, SimulateConfig
     from models.bootstrap_config import BootstrapConfig
+    from models.warm_start import WarmStartConfig
 
 EXIT_USER_ERROR = 2
 
@@ -125,6 +126,20 @@ def bootstrap(cfg: BootstrapConfig) -> None:
     from flows.bootstrap import bootstrap as bootstrap_flow
 
     print(f"\nembedded model: {bootstrap_flow(cfg)}")
+
+
+def warm_start(cfg: WarmStartConfig) -> None:
+    from envs.toolwoz.data import package_file
+    from models.gguf import smollm2_gguf
+
+    package_file("data/dataset.zip")
+    smollm2_gguf()
+
+    from flows.bootstrap import warm_start as warm_start_flow
+
+    model_dir = warm_start_flow(cfg)
+    spec = "smollm2-toolwoz" if cfg == type(cfg)() else f"hf:{model_dir}"  # the spec names the default recipe's
+    print(f"\nSmolLM2 warm-started on ToolWOZ: {model_dir}\nuse it as agent.spec={spec}")
 
 
 def simulate(cfg: SimulateConfig) -> None:
@@ -238,14 +253,14 @@ def pipeline(cfg: PipelineConfig) -> None:
     from envs.toolwoz.data import package_file
     from envs.workflows import load_workflow
     from models.loading import check_model
-    from models.specs import weights_source
+    from models.specs import BUILT, weights_source
     from quality.suites import load_suite
     from roleplay.selftalk import check_roles
     from roleplay.users import check_user
 
     package_file("data/dataset.zip")
     check_model(cfg.agent)
-    if cfg.agent.spec != "embedded":
+    if cfg.agent.spec not in BUILT:  # those are trained in the flow, as its first stage
         weights_source(cfg.agent)  # an API model cannot be trained here
     if cfg.source == "selftalk":
         load_workflow(cfg.selftalk.workflow)
@@ -344,6 +359,8 @@ COMMANDS = {
                                   "(benchmark=retail|airline)", "roleplay.config:EvalConfig", "embedded"),
     "bootstrap": Command(bootstrap, "train the embedded offline model on ToolWOZ's human training dialogues",
                          "models.bootstrap_config:BootstrapConfig"),
+    "warm-start": Command(warm_start, "fine-tune SmolLM2 (from its PyPI wheel) on ToolWOZ's human training dialogues: "
+                                      "the `smollm2-toolwoz` model spec", "models.warm_start:WarmStartConfig"),
     "simulate": Command(simulate, "JOSH role-play on ToolWOZ (or tau-bench retail) training tasks, harvested into SFT "
                                   "and preference datasets", "roleplay.config:SimulateConfig", "simulate"),
     "rl": Command(rl, "online RL (GRPO): groups of dialogues per training task against the customer and the tools, "

@@ -9,8 +9,11 @@ name starts with a dot are builds in progress and are left alone.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +64,22 @@ def prune(older_than_days: float, runs_dir: str | Path = "runs", kinds: tuple[st
 def touch(path: Path) -> None:
     """Mark a cached folder as used now."""
     path.touch(exist_ok=True)
+
+
+def build_once(final: Path, build: Callable[[Path], None]) -> Path:
+    """`final`, built by `build(folder)` if it is not there yet: into a dot-named folder beside it, then renamed, so a
+    killed build never leaves half a folder under the real name and two concurrent builders both end with one."""
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        build(tmp)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, final)
+    except OSError:
+        if not final.is_dir():  # not a lost race with another builder: a real failure
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

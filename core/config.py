@@ -33,7 +33,8 @@ class SamplingConfig(StrictModel):
 class ModelConfig(StrictModel):
     spec: str = Field(
         "embedded",
-        description="`embedded` (offline default), `hf:<hub id or local path>`, or `openai:<model>`.",
+        description="`embedded` (offline default), `smollm2` (SmolLM2-135M-Instruct from its PyPI wheel), "
+                    "`hf:<hub id, local path or .gguf file>`, or `openai:<model>`.",
     )
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); None = OpenAI.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself).")

@@ -11,11 +11,31 @@ from typing import Any
 
 from core.paths import PROJECT_ROOT
 
+BIG_FILE = 64 * 2**20  # files above this are fingerprinted by name, size and mtime, not bytes
+
 
 def stable_hash(*parts: Any) -> str:
     """Hash JSON-able parts (pydantic models are dumped first), independent of dict order."""
     dumped = [p.model_dump(mode="json") if hasattr(p, "model_dump") else p for p in parts]
     return hashlib.sha256(json.dumps(dumped, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def path_hash(path: Path) -> str:
+    """Content hash of a file or a directory tree (missing path -> hash of nothing)."""
+    if path.is_dir():
+        root, files = path, sorted(p for p in path.rglob("*") if p.is_file())
+    else:
+        root, files = path.parent, [path] if path.is_file() else []
+    h = hashlib.sha256()
+    for f in files:
+        stat = f.stat()
+        h.update(f"{f.relative_to(root).as_posix()}\0{stat.st_size}\0".encode())
+        if stat.st_size > BIG_FILE:
+            h.update(str(stat.st_mtime_ns).encode())
+        else:
+            with f.open("rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
 
 
 def code_fingerprint(*modules: str, root: Path | None = None) -> str:

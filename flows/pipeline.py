@@ -1,6 +1,6 @@
 """Self-training end to end: the product's main job.
 
-[bootstrap] -> simulate (personas, JOSH), import josh-train's trees, or Self-talk on a workflow
+[bootstrap or warm start] -> simulate (personas, JOSH), import josh-train's trees, or Self-talk on a workflow
             -> curate -> SFT -> DPO -> evaluate base, SFT and DPO on the same held-out tasks and seeds
             (a workflow: unguided self-talk with other persona pairings) -> comparison report
 With `rounds=N` (JOSH only), round k simulates new training tasks with round k-1's model, curates, trains
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from core.config import CurateConfig, ModelConfig
 from flows.pipeline_config import PipelineConfig
 from core.paths import new_run_dir
-from flows.bootstrap import bootstrap
+from flows.bootstrap import build_models
 from flows.curate import curate
 from flows.evaluate import evaluate
 from flows.imagine import imagine_flow
@@ -148,8 +148,7 @@ def self_training_round(cfg: PipelineConfig, policy: ModelConfig, k: int, earlie
 @flow(name="pipeline")
 def pipeline(cfg: PipelineConfig = PipelineConfig()) -> PipelineReport:
     logger = get_run_logger()
-    if "embedded" in (cfg.agent.spec, cfg.user.spec):
-        bootstrap.with_options(flow_run_name="bootstrap")()
+    build_models(cfg.agent.spec, cfg.user.spec)
     rounds: list[Round] = []
     policy = cfg.agent
     for k in range(cfg.rounds):

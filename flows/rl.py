@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.bootstrap import bootstrap
+from flows.bootstrap import build_models
 from flows.train import Adapter
 from roleplay.config import RLConfig
 from tasks.evaluation import select_tasks
@@ -20,8 +20,7 @@ from tasks.rl import PLOT, rl_dir, rl_fingerprint, train_rl
 @flow(name="rl")
 def rl(cfg: RLConfig = RLConfig()) -> Adapter:
     """RL from the agent as configured: `agent.adapter` (an SFT adapter) is the starting point, else its base."""
-    if "embedded" in (cfg.agent.spec, cfg.user.spec):
-        bootstrap()
+    build_models(cfg.agent.spec, cfg.user.spec)
     task_ids = select_tasks(cfg.benchmark, cfg.split, cfg.n_tasks, cfg.seed, cfg.task_draw)
     fingerprint = rl_fingerprint(cfg, task_ids)
     state = train_rl(cfg, task_ids, fingerprint, return_state=True)

@@ -22,7 +22,7 @@ from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import new_run_dir
 from core.types import Dialogue, Message, Persona, Scenario
 from envs.workflows import Workflow, load_workflow
-from flows.bootstrap import bootstrap
+from flows.bootstrap import build_models
 from flows.personas import personas
 from models.loading import load_model
 from models.specs import model_fingerprint
@@ -129,8 +129,7 @@ def publish_summary(rows: list[dict[str, str]], cfg: SelfTalkConfig, run_dir: Pa
 @flow(name="selftalk")
 def selftalk_flow(cfg: SelfTalkConfig = SelfTalkConfig()) -> SelfTalkReport:
     workflow = load_workflow(cfg.workflow)
-    if "embedded" in (cfg.agent.spec, cfg.user.spec, cfg.manager.spec if cfg.manager else None):
-        bootstrap()
+    build_models(cfg.agent.spec, cfg.user.spec, cfg.manager.spec if cfg.manager else None)
     shard = scenarios(workflow, personas(cfg.personas, cfg.runs_dir), cfg.n_dialogues, cfg.seed)
     state = selftalk_dialogues(cfg, workflow, shard, selftalk_fingerprint(cfg, workflow, shard), return_state=True)
     dialogues = state.result()

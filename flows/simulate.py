@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from roleplay.config import SimulateConfig
 from core.paths import new_run_dir
 from core.types import JoshTree, Scenario
-from flows.bootstrap import bootstrap
+from flows.bootstrap import build_models
 from flows.personas import personas
 from models.specs import model_fingerprint
 from roleplay.users import user_fingerprint
@@ -49,8 +49,7 @@ def simulate_shards(cfg: SimulateConfig, shards: list[list[Scenario]], fingerpri
 @flow(name="simulate")
 def simulate(cfg: SimulateConfig = SimulateConfig()) -> SimulateReport:
     start = time.perf_counter()
-    if "embedded" in (cfg.agent.spec, cfg.user.spec):
-        bootstrap()
+    build_models(cfg.agent.spec, cfg.user.spec)
     task_ids = select_tasks(cfg.benchmark, cfg.split, cfg.n_tasks, cfg.seed, cfg.task_draw)
     scenarios = build_scenarios(cfg.benchmark, task_ids, personas(cfg.personas, cfg.runs_dir), cfg.personas_per_task, cfg.seed)
     agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)

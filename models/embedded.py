@@ -7,12 +7,10 @@ kind for tests: it exercises the real Hugging Face code paths in milliseconds.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from core.cache import build_once
 from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import cache_dir
 from models.bootstrap_config import BootstrapConfig
@@ -81,17 +79,6 @@ def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
     from models.pretrain import build  # torch: only when building
 
     print(f"Building the embedded model (first use only): ToolWOZ training dialogues, then "
-          f"{cfg.budget_tokens / 1e6:.1f}M tokens of training (about 35 min on 2 CPU cores, a minute on a GPU). "
+          f"{cfg.budget_tokens / 1e6:.1f}M tokens of training (about an hour on 2 CPU cores, a minute on a GPU). "
           f"It is cached afterwards.", file=sys.stderr)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        build(cfg, corpus, tmp)
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, final)
-    except OSError:
-        if not final.is_dir():  # not a lost race with another builder: a real failure
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return build_once(final, lambda folder: build(cfg, corpus, folder))

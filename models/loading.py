@@ -13,7 +13,7 @@ from pathlib import Path
 from core.config import ModelConfig
 from core.errors import ModelSpecError
 from models.base import ChatModel
-from models.specs import hf_source, parse_spec, weights_source
+from models.specs import gguf_source, hf_source, parse_spec, weights_source
 
 
 def load_model(cfg: ModelConfig) -> ChatModel:
@@ -45,7 +45,9 @@ def loaded_pair(agent_cfg: ModelConfig, user_cfg: ModelConfig) -> Iterator[tuple
 def check_model(cfg: ModelConfig) -> None:
     """Fail fast, before a flow starts, on a spec, path or endpoint that cannot work."""
     kind, target = parse_spec(cfg.spec)
-    if kind == "hf":
+    if kind == "smollm2-toolwoz":
+        gguf_source("smollm2", "")  # its base must be installed
+    if not gguf_source(kind, target) and kind == "hf":
         hf_source(target)
     if cfg.adapter:
         if kind == "openai":

@@ -13,6 +13,7 @@ loss curve). The same code runs on a GPU (bf16 where it has it) and on the CPU. 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ from transformers import TrainerCallback
 
 from core.config import PreferenceConfig, SFTConfig, TrainConfig
 from core.errors import ConfigError
+from core.fingerprint import stable_hash
 from models.hf_backend import is_full_model, load_adapter, load_causal_lm
+from models.warm_start import WARM_START, WarmStartConfig, draw_within_budget, token_lengths, transcript_rows
 
 ADAPTER, CHECKPOINTS, REPORT = "adapter", "checkpoints", "training.json"
 
@@ -201,3 +204,21 @@ def train_preferences(base: str, sft_adapter: Path | None, data: datasets.Datase
     trainer = Trainer(model=model, args=args, train_dataset=data.select_columns(columns), processing_class=tokenizer,
                       peft_config=peft_config, callbacks=[progress])
     return _fit(trainer, cfg.method, base, data, data_fingerprint, cfg, out, progress, on, stop_after)
+
+
+def train_warm_start(cfg: WarmStartConfig, base: Path, out: Path) -> None:
+    """Full fine-tuning of `base` on a budget's draw of the ToolWOZ transcripts (models/warm_start.py), loss on the
+    agent's turns; the whole model lands in `out`, with `warm_start.json` saying what it saw."""
+    from transformers import AutoTokenizer
+
+    rows = transcript_rows(cfg)
+    lengths = token_lengths(AutoTokenizer.from_pretrained(base), rows, cfg.sft.max_length)
+    drawn = draw_within_budget(lengths, cfg.budget_tokens, cfg.seed)
+    report = train_sft(str(base), datasets.Dataset.from_list([rows[i] for i in drawn]), stable_hash(drawn), cfg.sft,
+                       out / "run")
+    for path in (out / "run" / ADAPTER).iterdir():
+        shutil.move(path, out / path.name)
+    shutil.rmtree(out / "run")
+    (out / WARM_START).write_text(json.dumps(
+        {"base": str(base), "dialogues": len(drawn), "tokens": sum(lengths[i] for i in drawn), "steps": report.steps,
+         "seconds": report.seconds, "losses": [loss for _, loss in report.curve], "config": cfg.model_dump()}, indent=1))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
 
 from core.config import build_config
 from roleplay.config import SimulateConfig
@@ -71,7 +72,7 @@ def test_a_cluster_runner_without_a_server_is_refused(monkeypatch):
         task_runner(RunnerConfig(kind="dask"))
 
 
-def test_killed_run_resumes_with_finished_shards_cached(tmp_path, small):
+def test_killed_run_resumes_with_finished_shards_cached(prefect_server, tmp_path, small):
     cmd = [sys.executable, "-m", "cli.main", "simulate", *(a for s in small for a in ("--set", s)),
            "--set", "n_tasks=6", "--set", f"runs_dir={tmp_path}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -90,13 +91,12 @@ def test_killed_run_resumes_with_finished_shards_cached(tmp_path, small):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert 1 <= _cached_shards(resumed.stdout) < 3  # shard 0 (at least) was read back, not redone
 
-    other = tmp_path / "other-state"  # an uninterrupted run with its own, empty result store
-    uninterrupted_env = {**env, "PREFECT_HOME": str(other / "prefect"), "PREFECT_LOCAL_STORAGE_PATH": str(other / "results")}
-    fresh = subprocess.run(cmd, cwd=ROOT, env=uninterrupted_env, capture_output=True, text=True, timeout=600)
-    assert _cached_shards(fresh.stdout) == 0
+    with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):  # an uninterrupted run, every shard computed
+        fresh = simulate(build_config(SimulateConfig, "simulate", [*small, "n_tasks=6", f"runs_dir={tmp_path / 'fresh'}"]))
+    assert fresh.cached_shards == 0
     for name in ("trees", "dialogues", "sft", "dpo"):
         resumed_rows = datasets.load_from_disk(str(_run_folder(resumed.stdout) / name)).to_list()
-        assert resumed_rows == datasets.load_from_disk(str(_run_folder(fresh.stdout) / name)).to_list()
+        assert resumed_rows == datasets.load_from_disk(f"{fresh.run_dir}/{name}").to_list()
 
 
 def _run_folder(stdout: str) -> Path:

@@ -1,0 +1,43 @@
+"""The warm start (`smollm2-toolwoz`): a whole model fine-tuned on a token budget's draw of ToolWOZ's human
+transcripts, in the agent format, loss on the agent's turns. A tiny random model stands in for SmolLM2 here."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from core.config import SFTConfig
+from models.embedded import build_random_model
+from models.training import train_warm_start
+from models.warm_start import WARM_START, WarmStartConfig, draw_within_budget, transcript_rows, warm_start_dir
+
+
+def test_rows_are_the_agent_view_and_the_draw_keeps_to_the_budget():
+    rows = transcript_rows(WarmStartConfig(max_dialogues=5))
+    assert len(rows) == 5
+    roles = [m["role"] for m in rows[0]["messages"]]
+    assert roles[0] == "system" and "assistant" in roles and "tool" not in roles  # results are shown as user turns
+    drawn = draw_within_budget([100, 300, 200, 50, 400], budget=500, seed=0)
+    assert sum([100, 300, 200, 50, 400][i] for i in drawn) <= 500 and drawn == draw_within_budget([100, 300, 200, 50, 400], 500, 0)
+    assert len(draw_within_budget([900], budget=10, seed=0)) == 1  # never nothing
+
+
+def test_a_warm_start_trains_every_weight_and_is_keyed_on_its_recipe(tmp_path):
+    base = build_random_model(tmp_path / "base")
+    cfg = WarmStartConfig(budget_tokens=2500, max_dialogues=20, sft=SFTConfig(
+        full_finetune=True, load_in_4bit=False, learning_rate=2e-3, epochs=1, batch_size=2, max_length=512, logging_steps=1))
+    out = tmp_path / "warm"
+    out.mkdir()
+    train_warm_start(cfg, base, out)
+
+    report = json.loads((out / WARM_START).read_text())
+    assert 2000 < report["tokens"] <= 2500 and report["steps"] == -(-report["dialogues"] // 2)
+    assert report["losses"][-1] < report["losses"][0]
+    warm, cold = AutoModelForCausalLM.from_pretrained(out), AutoModelForCausalLM.from_pretrained(base)
+    assert not torch.equal(warm.model.layers[0].mlp.up_proj.weight, cold.model.layers[0].mlp.up_proj.weight)
+    assert (out / "tokenizer.json").is_file() and not (out / "run").exists()
+
+    assert warm_start_dir(base, "tiny", cfg) == warm_start_dir(base, "tiny", cfg.model_copy())
+    assert warm_start_dir(base, "tiny", cfg) != warm_start_dir(base, "tiny", cfg.model_copy(update={"budget_tokens": 3000}))
