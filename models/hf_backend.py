@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import warnings
 from itertools import accumulate
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -18,6 +20,12 @@ from core.errors import BadFileError, ModelSpecError
 from core.types import Generation, Message
 from models.specs import hf_source, model_fingerprint
 from models.base import ChatModel, Sample
+
+# Harmless notices printed at every run, silenced where they arise (not those libraries' other warnings):
+# bitsandbytes' CPU backend cannot fetch an optional kernel from the hub (offline; it falls back to its own), and
+# trl asks the model for a property transformers renamed (`is_activation_checkpointing`).
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "kernels-community" not in record.getMessage())
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def load_causal_lm(name_or_path: str, load_in_4bit: bool, device: str):

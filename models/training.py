@@ -96,7 +96,7 @@ def _common(cfg: TrainConfig, out: Path, on: str) -> dict:
     return dict(output_dir=str(out / CHECKPOINTS), per_device_train_batch_size=cfg.batch_size,
                 gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate, max_length=cfg.max_length,
                 save_steps=cfg.save_steps, save_total_limit=2, logging_steps=cfg.logging_steps, seed=cfg.seed,
-                bf16=bf16(cfg, on), use_cpu=on == "cpu", gradient_checkpointing=cfg.gradient_checkpointing,
+                bf16=bf16(cfg, on), use_cpu=on == "cpu", activation_checkpointing=cfg.gradient_checkpointing,
                 report_to=[], disable_tqdm=False, **steps)
 
 
