@@ -25,6 +25,7 @@ class ChatServer:
         self.delay = delay
         self.max_choices = max_choices
         self.requests: list[dict] = []
+        self.authorizations: list[str | None] = []  # each POST's Authorization header
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -83,6 +84,7 @@ class ChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server.lock:
                     server.requests.append(body)
+                    server.authorizations.append(self.headers.get("Authorization"))
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     status = server.statuses.pop(0) if server.statuses else 200

@@ -1,9 +1,13 @@
 """The evaluation flow on a real Prefect server: metrics, saved dataset, artifacts, and caching."""
 
+import os
+from pathlib import Path
+
 import datasets
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
 from core.config import build_config
 from roleplay.config import EvalConfig
@@ -77,8 +81,13 @@ def test_the_agenda_user_plays_the_customer_with_no_model_behind_it(prefect_serv
     assert report.metrics.dialogues == 2 and report.user_fingerprint == evaluate(cfg).user_fingerprint
 
 
-def test_a_rate_limit_storm_longer_than_the_client_retries_delays_the_run_but_it_completes(prefect_server, tmp_path):
-    """The client gives up after one retry; the task waits and runs again (Prefect-level retry)."""
+def test_a_rate_limit_storm_longer_than_the_client_retries_delays_the_run_but_it_completes_and_leaks_no_key(
+        prefect_server, tmp_path, monkeypatch):
+    """The client gives up after one retry; the task waits and runs again (Prefect-level retry). The server's errors
+    echo the API key back, as some do: it reaches no file the run wrote (runs, cache, Prefect's results and
+    database), no Prefect log line and no artifact."""
+    secret = "sk-live-LEAKCHECK-5d41402abc4b2a76"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
     server = ChatServer(statuses=[429, 503, 500])  # attempt 1: 429, 503 -> EndpointError; attempt 2: 500, then 200s
     try:
         cfg = build_config(EvalConfig, "embedded", ["agent.spec=openai:tiny", f"agent.base_url={server.url}",
@@ -89,6 +98,22 @@ def test_a_rate_limit_storm_longer_than_the_client_retries_delays_the_run_but_it
         server.stop()
     assert report.metrics.dialogues == 1 and not report.cached
     assert len(server.requests) > 3  # the three failures, then the answered requests of the retried task
+    assert set(server.authorizations) == {f"Bearer {secret}"}  # the key went out, and came back in error bodies
+
+    database = Path(PREFECT_API_DATABASE_CONNECTION_URL.value().split(":///", 1)[1])  # the test server's (and WAL)
+    written = [tmp_path, Path(os.environ["SELFTRAIN_STATE_DIR"]), Path(os.environ["SELFTRAIN_CACHE_DIR"])]
+    files = [f for root in written for f in root.rglob("*") if f.is_file()] + list(database.parent.glob(f"{database.name}*"))
+    assert database in files and len(files) > 10
+    assert [str(f) for f in files if secret.encode() in f.read_bytes()] == []
+    with get_client(sync_client=True) as client:
+        logs, artifacts = [], []
+        while page := client.read_logs(limit=200, offset=len(logs)):
+            logs += page
+        while page := client.read_artifacts(limit=200, offset=len(artifacts)):
+            artifacts += page
+    assert any("scripted" in log.message or "EndpointError" in log.message for log in logs)  # the failures were logged
+    assert [log.message for log in logs if secret in log.message] == []
+    assert [a.key for a in artifacts if secret in f"{a.data} {a.description}"] == []
 
 
 def test_evaluation_shards_on_a_local_dask_cluster_score_what_the_default_runner_scores(prefect_server, tmp_path, small,
