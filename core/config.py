@@ -80,7 +80,33 @@ class RunnerConfig(StrictModel):
     workers: int = Field(2, gt=0, description="Worker processes of a local cluster.")
 
 
-class RunFolders(StrictModel):
+class Config(StrictModel):
+    """A command's config: a section given in part keeps, for the keys it does not give, what its field's default
+    sets, not its class's defaults: `--set rl.agent_sampling.max_new_tokens=12` leaves RL sampling at temperature 1.0
+    and seed 0 instead of turning it greedy."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_sections_keep_field_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            if isinstance(data.get(name), dict) and field.default_factory is not None:
+                default = field.get_default(call_default_factory=True)
+                if isinstance(default, StrictModel):
+                    merged[name] = _deep_merge(default.model_dump(exclude_unset=True), data[name])
+        return merged
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+class RunFolders(Config):
     """Where a command writes its run folders. A config nested in another (a simulation's personas, a
     pipeline's stages) writes where its parent does, so its own `runs_dir` is not a knob."""
 

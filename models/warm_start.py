@@ -12,24 +12,23 @@ from pathlib import Path
 
 from pydantic import Field
 
-from core.config import SFTConfig
+from core.config import Config, SFTConfig
 from core.fingerprint import code_fingerprint, path_hash, stable_hash
 from core.paths import cache_dir
-from core.types import StrictModel
 
 
 WARM_START = "warm_start.json"  # what the build saw and did, beside the model
 
 
-class WarmStartConfig(StrictModel):
+class WarmStartConfig(Config):
     """What `smollm2-toolwoz` is trained from and how."""
 
     budget_tokens: int = Field(300_000, gt=0, description="Transcript tokens trained on (a seeded draw of whole "
                                                           "dialogues, one pass; each cut at sft.max_length).")
     max_dialogues: int | None = Field(None, gt=0, description="Use only the first N training dialogues (None = all).")
-    sft: SFTConfig = Field(default_factory=lambda: SFTConfig(
-        full_finetune=True, load_in_4bit=False, learning_rate=5e-5, epochs=1, batch_size=4, max_length=2048,
-        save_steps=100, logging_steps=10))
+    sft: SFTConfig = Field(default_factory=lambda: SFTConfig(  # every weight, one pass, whole transcripts
+        full_finetune=True, load_in_4bit=False, learning_rate=5e-5, epochs=1, max_length=2048, save_steps=100,
+        logging_steps=10))
     seed: int = 0
 
 

@@ -35,3 +35,16 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ConfigError, match="known presets: .*embedded"):
         build_config(EvalConfig, "nope")
+
+
+def test_a_section_given_in_part_keeps_its_fields_defaults_for_the_rest():
+    """RL samples at temperature 1.0 (its field's default, not SamplingConfig's greedy 0.0): changing only the
+    token cap must not turn every group's dialogues into copies of one another."""
+    from flows.pipeline_config import PipelineConfig
+    from roleplay.config import RLConfig
+
+    rl = build_config(RLConfig, None, ["agent_sampling.max_new_tokens=12"]).agent_sampling
+    assert (rl.temperature, rl.seed, rl.max_new_tokens) == (1.0, 0, 12)
+    nested = build_config(PipelineConfig, "pipeline", ["rl.agent_sampling.max_new_tokens=12", "evaluation.user_sampling.seed=3"])
+    assert (nested.rl.agent_sampling.temperature, nested.rl.agent_sampling.max_new_tokens) == (1.0, 12)
+    assert (nested.evaluation.user_sampling.max_new_tokens, nested.evaluation.user_sampling.seed) == (64, 3)
