@@ -398,9 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         if command.arguments:
             command.run(args)
         else:
+            from cli.guard import watch_this_process
             from core.config import build_config
 
-            command.run(build_config(command.config_class(), args.preset, args.overrides))
+            cfg = build_config(command.config_class(), args.preset, args.overrides)
+            watch_this_process()  # a flow's servers and workers end with this command, even on kill -9
+            command.run(cfg)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

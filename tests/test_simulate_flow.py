@@ -83,9 +83,14 @@ def test_killed_run_resumes_with_finished_shards_cached(prefect_server, tmp_path
         # shard 1 running means shard 0's result is stored ("shard 0:" is logged before its result is written)
         while "shard 1:" not in log.read_text() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its Prefect server, as a killed terminal job
+        children = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)  # the command alone: its Prefect server must not outlive it
         proc.wait()
     assert "shard 1:" in log.read_text(), log.read_text()[-2000:]
+    deadline = time.time() + 30
+    while (left := [p for p in children if _running(p)]) and time.time() < deadline:
+        time.sleep(0.5)
+    assert len(children) >= 2 and not left, (children, left)  # the server and the watcher, both gone
 
     resumed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -97,6 +102,25 @@ def test_killed_run_resumes_with_finished_shards_cached(prefect_server, tmp_path
     for name in ("trees", "dialogues", "sft", "dpo"):
         resumed_rows = datasets.load_from_disk(str(_run_folder(resumed.stdout) / name)).to_list()
         assert resumed_rows == datasets.load_from_disk(f"{fresh.run_dir}/{name}").to_list()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started that are running (its Prefect server, the watcher of its run)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(proc.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
 
 
 def _run_folder(stdout: str) -> Path:
