@@ -18,4 +18,4 @@ run: $(STAMP)
 	$(VENV)/bin/selftrain pipeline
 
 test: $(STAMP)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile  # two workers, a test file each: most tests use one core

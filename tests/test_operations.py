@@ -93,7 +93,11 @@ def test_a_deployed_run_takes_overrides_caches_like_the_cli_and_fails_with_its_r
 
     broken = ops.trigger("evaluate-embedded", [*small, "agent.spec=hf:/no/such/model"], wait=True, timeout_s=600)
     assert broken.state.type.value == "FAILED"
-    assert any("/no/such/model" in line and "neither an existing path" in line for line in ops.run_logs(broken.id))
+    deadline = time.monotonic() + 60  # the run's last log lines reach the server after its state does
+    while not (said := any("/no/such/model" in line and "neither an existing path" in line
+                           for line in ops.run_logs(broken.id))) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert said
 
 
 def test_a_bad_override_is_refused_before_a_run_is_created(server):
