@@ -23,7 +23,7 @@ WARM_START = "warm_start.json"  # what the build saw and did, beside the model
 class WarmStartConfig(Config):
     """What `smollm2-toolwoz` is trained from and how."""
 
-    budget_tokens: int = Field(300_000, gt=0, description="Transcript tokens trained on (a seeded draw of whole "
+    budget_tokens: int = Field(100_000, gt=0, description="Transcript tokens trained on (a seeded draw of whole "
                                                           "dialogues, one pass; each cut at sft.max_length).")
     max_dialogues: int | None = Field(None, gt=0, description="Use only the first N training dialogues (None = all).")
     sft: SFTConfig = Field(default_factory=lambda: SFTConfig(  # every weight, one pass, whole transcripts
