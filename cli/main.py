@@ -253,15 +253,15 @@ def pipeline(cfg: PipelineConfig) -> None:
     from envs.toolwoz.data import package_file
     from envs.workflows import load_workflow
     from models.loading import check_model
-    from models.specs import BUILT, weights_source
+    from models.specs import parse_spec, weights_source
     from quality.suites import load_suite
     from roleplay.selftalk import check_roles
     from roleplay.users import check_user
 
     package_file("data/dataset.zip")
     check_model(cfg.agent)
-    if cfg.agent.spec not in BUILT:  # those are trained in the flow, as its first stage
-        weights_source(cfg.agent)  # an API model cannot be trained here
+    if parse_spec(cfg.agent.spec)[0] == "openai":
+        weights_source(cfg.agent)  # says: an API model cannot be trained here
     if cfg.source == "selftalk":
         load_workflow(cfg.selftalk.workflow)
         check_roles(cfg.stage("selftalk"))

@@ -26,7 +26,7 @@ from core.config import PreferenceConfig, SFTConfig, TrainConfig
 from core.errors import ConfigError
 from core.fingerprint import stable_hash
 from models.hf_backend import is_full_model, load_adapter, load_causal_lm
-from models.warm_start import WARM_START, WarmStartConfig, draw_within_budget, token_lengths, transcript_rows
+from models.warm_start import WARM_START, WarmStartConfig, draw_within_budget, token_length, transcript_rows
 
 ADAPTER, CHECKPOINTS, REPORT = "adapter", "checkpoints", "training.json"
 
@@ -211,14 +211,14 @@ def train_warm_start(cfg: WarmStartConfig, base: Path, out: Path) -> None:
     agent's turns; the whole model lands in `out`, with `warm_start.json` saying what it saw."""
     from transformers import AutoTokenizer
 
-    rows = transcript_rows(cfg)
-    lengths = token_lengths(AutoTokenizer.from_pretrained(base), rows, cfg.sft.max_length)
-    drawn = draw_within_budget(lengths, cfg.budget_tokens, cfg.seed)
-    report = train_sft(str(base), datasets.Dataset.from_list([rows[i] for i in drawn]), stable_hash(drawn), cfg.sft,
+    rows, tokenizer = transcript_rows(cfg), AutoTokenizer.from_pretrained(base)
+    drawn = draw_within_budget(len(rows), lambda i: token_length(tokenizer, rows[i], cfg.sft.max_length),
+                               cfg.budget_tokens, cfg.seed)
+    report = train_sft(str(base), datasets.Dataset.from_list([rows[i] for i in drawn]), stable_hash(list(drawn)), cfg.sft,
                        out / "run")
     for path in (out / "run" / ADAPTER).iterdir():
         shutil.move(path, out / path.name)
     shutil.rmtree(out / "run")
     (out / WARM_START).write_text(json.dumps(
-        {"base": str(base), "dialogues": len(drawn), "tokens": sum(lengths[i] for i in drawn), "steps": report.steps,
+        {"base": str(base), "dialogues": len(drawn), "tokens": sum(drawn.values()), "steps": report.steps,
          "seconds": report.seconds, "losses": [loss for _, loss in report.curve], "config": cfg.model_dump()}, indent=1))

@@ -8,6 +8,7 @@ Built on first use, then cached: keyed on the recipe, the corpus, the base's fil
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import Field
@@ -56,18 +57,19 @@ def transcript_rows(cfg: WarmStartConfig) -> list[dict]:
             for d in read_jsonl(corpus_file(data, "train", cfg.max_dialogues))]
 
 
-def token_lengths(tokenizer, rows: list[dict], max_length: int) -> list[int]:
-    return [min(len(tokenizer.apply_chat_template(r["messages"], return_dict=True)["input_ids"]), max_length) for r in rows]
+def token_length(tokenizer, row: dict, max_length: int) -> int:
+    return min(len(tokenizer.apply_chat_template(row["messages"], return_dict=True)["input_ids"]), max_length)
 
 
-def draw_within_budget(lengths: list[int], budget: int, seed: int) -> list[int]:
-    """A seeded shuffle of the rows, taken while their tokens fit the budget (at least one row)."""
-    order = list(range(len(lengths)))
+def draw_within_budget(n_rows: int, length: Callable[[int], int], budget: int, seed: int) -> dict[int, int]:
+    """A seeded shuffle of the rows, taken while their tokens fit the budget (at least one row): row -> tokens. Only
+    the rows looked at are measured: a small budget never tokenizes the whole corpus."""
+    order = list(range(n_rows))
     random.Random(seed).shuffle(order)
-    drawn, total = [], 0
+    drawn: dict[int, int] = {}
     for i in order:
-        if drawn and total + lengths[i] > budget:
+        tokens = length(i)
+        if drawn and sum(drawn.values()) + tokens > budget:
             break
-        drawn.append(i)
-        total += lengths[i]
+        drawn[i] = tokens
     return drawn

@@ -19,9 +19,10 @@ def test_rows_are_the_agent_view_and_the_draw_keeps_to_the_budget():
     assert len(rows) == 5
     roles = [m["role"] for m in rows[0]["messages"]]
     assert roles[0] == "system" and "assistant" in roles and "tool" not in roles  # results are shown as user turns
-    drawn = draw_within_budget([100, 300, 200, 50, 400], budget=500, seed=0)
-    assert sum([100, 300, 200, 50, 400][i] for i in drawn) <= 500 and drawn == draw_within_budget([100, 300, 200, 50, 400], 500, 0)
-    assert len(draw_within_budget([900], budget=10, seed=0)) == 1  # never nothing
+    lengths = [100, 300, 200, 50, 400]
+    drawn = draw_within_budget(len(lengths), lengths.__getitem__, budget=500, seed=0)
+    assert sum(drawn.values()) <= 500 and drawn == draw_within_budget(len(lengths), lengths.__getitem__, 500, 0)
+    assert len(draw_within_budget(1, [900].__getitem__, budget=10, seed=0)) == 1  # never nothing
 
 
 def test_a_warm_start_trains_every_weight_and_is_keyed_on_its_recipe(tmp_path):
