@@ -27,9 +27,9 @@ class WarmStartConfig(Config):
     budget_tokens: int = Field(100_000, gt=0, description="Transcript tokens trained on (a seeded draw of whole "
                                                           "dialogues, one pass; each cut at sft.max_length).")
     max_dialogues: int | None = Field(None, gt=0, description="Use only the first N training dialogues (None = all).")
-    sft: SFTConfig = Field(default_factory=lambda: SFTConfig(  # every weight, one pass, whole transcripts
+    sft: SFTConfig = Field(default_factory=lambda: SFTConfig(  # every weight, one pass, whole transcripts, one per
         full_finetune=True, load_in_4bit=False, learning_rate=5e-5, epochs=1, max_length=2048, save_steps=100,
-        logging_steps=10))
+        logging_steps=10, batch_size=1))  # step: no padding (transcripts run 900-1,900 tokens), 4x the updates
     seed: int = 0
 
 
