@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from core.config import CurateConfig, ModelConfig
 from flows.pipeline_config import PipelineConfig
-from core.paths import new_run_dir
+from core.paths import new_run_dir, write_atomically
 from flows.bootstrap import build_models
 from flows.curate import curate
 from flows.evaluate import evaluate
@@ -33,6 +33,9 @@ from flows.train import Adapter, preference, sft
 from envs.registry import domain
 from tasks.comparison import publish_comparison
 from tasks.training import kept_so_far
+
+
+REPORT = "pipeline.json"  # the PipelineReport, in the run folder
 
 
 class PipelineReport(BaseModel):
@@ -182,6 +185,8 @@ def pipeline(cfg: PipelineConfig = PipelineConfig()) -> PipelineReport:
     harvest = {r.tag.strip() or "harvest": r.harvest for r in rounds}
     table = publish_comparison(runs, links, run_dir, held_out(cfg), harvest if cfg.rounds > 1 else None)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=1))
-    return PipelineReport(run_dir=str(run_dir), table=table, stages=stages,
-                          adapters={name: a.path for name, a in adapters.items()}, evaluations=runs,
-                          curated=rounds[-1].curated, sources=[r.source for r in rounds], harvest=harvest)
+    report = PipelineReport(run_dir=str(run_dir), table=table, stages=stages,
+                            adapters={name: a.path for name, a in adapters.items()}, evaluations=runs,
+                            curated=rounds[-1].curated, sources=[r.source for r in rounds], harvest=harvest)
+    write_atomically(run_dir / REPORT, report.model_dump_json(indent=1))  # where everything is, for scripts
+    return report

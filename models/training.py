@@ -21,6 +21,7 @@ from pathlib import Path
 import datasets
 import torch
 from transformers import TrainerCallback
+from transformers.trainer import TRAINER_STATE_NAME
 
 from core.config import PreferenceConfig, SFTConfig, TrainConfig
 from core.errors import ConfigError
@@ -56,7 +57,15 @@ def bf16(cfg: TrainConfig, on: str) -> bool:
 
 
 def last_checkpoint(out: Path) -> Path | None:
-    found = sorted((out / CHECKPOINTS).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    """The newest whole checkpoint. The trainer writes `trainer_state.json` last: a folder a kill cut short (weights,
+    no state) is passed over, and the run resumes from the one before it."""
+    def whole(folder: Path) -> bool:
+        try:
+            return bool(json.loads((folder / TRAINER_STATE_NAME).read_text()))
+        except (OSError, ValueError):
+            return False
+
+    found = sorted((p for p in (out / CHECKPOINTS).glob("checkpoint-*") if whole(p)), key=lambda p: int(p.name.split("-")[1]))
     return found[-1] if found else None
 
 

@@ -19,7 +19,7 @@ from core.types import Message
 from models.loading import load_model
 from models.embedded import build_random_model
 from models.hf_backend import is_full_model
-from models.training import ADAPTER, REPORT, last_checkpoint, train_preferences, train_sft, trained
+from models.training import ADAPTER, CHECKPOINTS, REPORT, last_checkpoint, train_preferences, train_sft, trained
 
 SYSTEM = {"role": "system", "content": "You are a travel agent."}
 FAST = dict(learning_rate=1e-2, batch_size=4, logging_steps=1, save_steps=3, max_length=128)
@@ -126,6 +126,17 @@ def test_an_interrupted_run_resumes_to_the_same_adapter(base, sft_data, tmp_path
     assert whole.keys() == cut.keys()
     for name in whole:
         assert (whole[name] - cut[name]).abs().max() < 1e-5, name
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_passed_over(tmp_path):
+    for step, state in ((1, '{"global_step": 1}'), (2, '{"global_step": 2}'), (3, None), (4, '{"global_st')):
+        folder = tmp_path / CHECKPOINTS / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        if state:
+            (folder / "trainer_state.json").write_text(state)  # the trainer's last write: absent or cut in 3 and 4
+    assert last_checkpoint(tmp_path).name == "checkpoint-2"
+    assert last_checkpoint(tmp_path / "nothing") is None
 
 
 def test_rows_cut_before_their_first_agent_turn_are_a_clear_error(base, tmp_path):
