@@ -2,8 +2,9 @@
 
 Runs one `selftrain` command (default: the pipeline on the embedded default) and samples, twice a second, the
 resident memory of its whole process tree (the CLI, its Prefect server, any workers) from /proc. Each sample is
-tagged with the stage the run is in, read from Prefect's "Beginning subflow run" lines. Reports per stage the
-peak of the largest single process (what GNU time's maximum RSS shows) and of the tree, and the run's wall time.
+tagged with the stage the run is in, read from Prefect's "Beginning subflow run" lines (a stage is a subflow the
+pipeline names, `evaluate-sft` say; the subflows a stage starts count as its own). Reports per stage the peak of
+the largest single process (what GNU time's maximum RSS shows) and of the tree, its minutes, and the run's.
 
     .venv/bin/python bench/memory.py                              # `selftrain pipeline`
     .venv/bin/python bench/memory.py -- pipeline --set simulate.n_tasks=400
@@ -26,7 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-STAGE = re.compile(r"Beginning (?:subflow|flow) run '[^']+' for flow '([^']+)'")
+STAGE = re.compile(r"Beginning (?:subflow|flow) run '([^']+)' for flow '([^']+)'")
+PARTS = {"bootstrap", "warm-start", "personas", "simulate-shards", "evaluate-shards"}  # subflows inside a stage
 
 
 def tree_rss(root: int) -> list[int]:
@@ -62,27 +64,30 @@ def main() -> None:
     def follow() -> None:
         for line in proc.stdout:
             sys.stdout.write(line)
-            if match := STAGE.search(line):
-                stage[0] = match.group(1)
+            if (match := STAGE.search(line)) and (match.group(2) not in PARTS or stage[0] == "start"):
+                stage[0] = match.group(1) if match.group(2) != "pipeline" else "pipeline"
                 if stage[0] not in order:
                     order.append(stage[0])
 
     reader = threading.Thread(target=follow, daemon=True)
     reader.start()
-    peaks: dict[str, dict[str, int]] = defaultdict(lambda: {"process": 0, "tree": 0})
-    start = time.time()
+    peaks: dict[str, dict[str, float]] = defaultdict(lambda: {"process": 0, "tree": 0, "seconds": 0.0})
+    start = last = time.time()
     while proc.poll() is None:
         sizes = tree_rss(proc.pid)
         peak = peaks[stage[0]]
         peak["process"], peak["tree"] = max(peak["process"], max(sizes)), max(peak["tree"], sum(sizes))
         time.sleep(0.5)
+        peak["seconds"] += time.time() - last
+        last = time.time()
     reader.join(timeout=5)
     minutes = (time.time() - start) / 60
     gb = 2**30
-    print(f"\n{'stage (as entered)':<28}{'largest process GB':>20}{'whole tree GB':>16}")
+    print(f"\n{'stage (as entered)':<28}{'largest process GB':>20}{'whole tree GB':>16}{'minutes':>10}")
     for name in order:
         if name in peaks:
-            print(f"{name:<28}{peaks[name]['process'] / gb:>20.2f}{peaks[name]['tree'] / gb:>16.2f}")
+            print(f"{name:<28}{peaks[name]['process'] / gb:>20.2f}{peaks[name]['tree'] / gb:>16.2f}"
+                  f"{peaks[name]['seconds'] / 60:>10.1f}")
     overall = max(p["process"] for p in peaks.values()) / gb
     print(f"peak of the largest process: {overall:.2f} GB; wall time {minutes:.1f} min; exit code {proc.returncode}; "
           f"load average at the end {os.getloadavg()[0]:.2f} (other work changes the time, not the memory)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import warnings
 from itertools import accumulate
@@ -16,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.cache_utils import Cache, DynamicLayer
 
 from core.config import ModelConfig, SamplingConfig
+from core.memory import release
 from core.errors import BadFileError, ModelSpecError
 from core.types import Generation, Message
 from models.specs import hf_source, model_fingerprint
@@ -249,7 +249,8 @@ class HFChatModel(ChatModel):
 
     def close(self) -> None:
         self.model = None
-        gc.collect()
+        self.prefixes.clear()  # up to prefix_cache_mb, freed even while something still holds this object
+        release()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 

@@ -18,6 +18,7 @@ from core.config import ModelConfig, PreferenceConfig, SFTConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core import records
 from core.cache import touch
+from core.memory import release
 from core.paths import cache_dir
 from models.specs import model_fingerprint, weights_source
 from models.training import ADAPTER, TrainReport, train_preferences, train_sft, trained
@@ -77,10 +78,13 @@ def train_adapter(kind: str, base: ModelConfig, data_dir: str, cfg: SFTConfig | 
         return done
     out.mkdir(parents=True, exist_ok=True)
     data, data_fp, report = records.load_dataset(data_dir), data_fingerprint(data_dir), _progress_reporter(kind)
-    if kind == "sft":
-        return train_sft(weights_source(base), data, data_fp, cfg, out, report)
-    return train_preferences(weights_source(base), Path(sft_adapter) if sft_adapter else None, data, data_fp, cfg, out,
-                             report)
+    try:
+        if kind == "sft":
+            return train_sft(weights_source(base), data, data_fp, cfg, out, report)
+        return train_preferences(weights_source(base), Path(sft_adapter) if sft_adapter else None, data, data_fp, cfg,
+                                 out, report)
+    finally:
+        release()  # the model, its reference copy and the optimizer
 
 
 @task
