@@ -14,6 +14,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from core.cache import build_once, touch
+from core.memory import release
 from models.bootstrap_config import BootstrapConfig
 from models.embedded import embedded_model_dir
 from models.gguf import converted, smollm2_gguf
@@ -86,3 +87,4 @@ def build_models(*specs: str | None) -> None:
         bootstrap.with_options(flow_run_name="bootstrap")()
     if "smollm2-toolwoz" in specs:
         warm_start.with_options(flow_run_name="warm-start")()
+    release()  # what a build held (corpus, model, optimizer) does not stay with the stages that follow
