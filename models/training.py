@@ -65,8 +65,8 @@ def last_checkpoint(out: Path) -> Path | None:
         except (OSError, ValueError):
             return False
 
-    found = sorted((p for p in (out / CHECKPOINTS).glob("checkpoint-*") if whole(p)), key=lambda p: int(p.name.split("-")[1]))
-    return found[-1] if found else None
+    found = [p for p in (out / CHECKPOINTS).glob("checkpoint-*") if whole(p)]
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
 def trained(out: Path) -> TrainReport | None:
