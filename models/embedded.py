@@ -58,22 +58,34 @@ def build_random_model(
     return path
 
 
-def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
-    """The trained embedded model's dir under the cache, trained on first use.
+def _keyed(cfg: BootstrapConfig) -> tuple[Path, Path]:
+    """The model's cache dir and its training corpus.
 
     Keyed on the bootstrap config, the training corpus's content and the code of
     `models/pretrain.py` with all it imports, so a changed recipe, format or corpus trains a
     new model and an unchanged one is reused (this file's messages are not part of the key).
-    Trained into a temp dir beside it and renamed into place: a killed build never leaves a
-    half model.
     """
     from envs.toolwoz.data import data_version, load_toolwoz
     from envs.toolwoz.transcripts import corpus_file, corpus_hash
 
-    cfg = cfg or BootstrapConfig()
     corpus = corpus_file(load_toolwoz(), "train", cfg.max_dialogues)
     key = stable_hash(cfg, data_version(), corpus_hash(corpus), code_fingerprint("models.pretrain"))[:12]
-    final = cache_dir() / "models" / f"embedded-{key}"
+    return cache_dir() / "models" / f"embedded-{key}", corpus
+
+
+def embedded_model_path(cfg: BootstrapConfig | None = None) -> Path:
+    """Where the trained embedded model is, or will be once built (nothing is built here)."""
+    return _keyed(cfg or BootstrapConfig())[0]
+
+
+def embedded_model_dir(cfg: BootstrapConfig | None = None) -> Path:
+    """The trained embedded model's dir under the cache, trained on first use.
+
+    Trained into a temp dir beside it and renamed into place: a killed build never leaves a
+    half model.
+    """
+    cfg = cfg or BootstrapConfig()
+    final, corpus = _keyed(cfg)
     if final.is_dir():
         return final
     from models.pretrain import build  # torch: only when building
