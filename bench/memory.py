@@ -10,7 +10,7 @@ the largest single process (what GNU time's maximum RSS shows) and of the tree, 
     .venv/bin/python bench/memory.py -- pipeline --set simulate.n_tasks=400
     .venv/bin/python bench/memory.py --json runs/memory.json -- evaluate --set n_tasks=20
 
-Target (issue 31): the default pipeline's peak under 4 GB. Linux only (/proc).
+Target (issue 31): the default pipeline's peak under 4 GB (figures here in GiB, as GNU time's). Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -82,14 +82,14 @@ def main() -> None:
         last = time.time()
     reader.join(timeout=5)
     minutes = (time.time() - start) / 60
-    gb = 2**30
-    print(f"\n{'stage (as entered)':<28}{'largest process GB':>20}{'whole tree GB':>16}{'minutes':>10}")
+    gib = 2**30
+    print(f"\n{'stage (as entered)':<28}{'largest process GiB':>20}{'whole tree GiB':>16}{'minutes':>10}")
     for name in order:
         if name in peaks:
-            print(f"{name:<28}{peaks[name]['process'] / gb:>20.2f}{peaks[name]['tree'] / gb:>16.2f}"
+            print(f"{name:<28}{peaks[name]['process'] / gib:>20.2f}{peaks[name]['tree'] / gib:>16.2f}"
                   f"{peaks[name]['seconds'] / 60:>10.1f}")
-    overall = max(p["process"] for p in peaks.values()) / gb
-    print(f"peak of the largest process: {overall:.2f} GB; wall time {minutes:.1f} min; exit code {proc.returncode}; "
+    overall = max(p["process"] for p in peaks.values()) / gib
+    print(f"peak of the largest process: {overall:.2f} GiB; wall time {minutes:.1f} min; exit code {proc.returncode}; "
           f"load average at the end {os.getloadavg()[0]:.2f} (other work changes the time, not the memory)")
     if args.json:
         args.json.write_text(json.dumps({"command": args.command, "minutes": minutes, "exit_code": proc.returncode,
