@@ -6,7 +6,6 @@ parent-death signal) and it ends every process still carrying the mark. Elsewher
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -15,8 +14,9 @@ import time
 import uuid
 from pathlib import Path
 
+from core.processes import die_with_parent
+
 MARK = "SELFTRAIN_RUN"
-PR_SET_PDEATHSIG = 1
 
 
 def watch_this_process() -> None:
@@ -58,7 +58,7 @@ def end(pids: list[int], grace_s: float = 10.0) -> None:
 def main(parent: int) -> None:
     run = os.environ[MARK]
     signal.signal(signal.SIGTERM, lambda *_: None)  # the parent-death signal wakes the wait below
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    die_with_parent()
     while os.getppid() == parent:  # the parent may have died before prctl: then the loop never waits
         signal.pause()
     end(marked(run))

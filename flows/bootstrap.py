@@ -18,7 +18,8 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from core.cache import build_once, touch
-from core.memory import in_fresh_process, release
+from core.memory import release
+from core.processes import in_fresh_process
 from envs.toolwoz.data import _cache_path as toolwoz_task_file, load_toolwoz
 from models.bootstrap_config import BootstrapConfig
 from models.embedded import embedded_model_dir, embedded_model_path
