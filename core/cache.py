@@ -9,9 +9,9 @@ name starts with a dot are builds in progress and are left alone.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,20 +66,24 @@ def touch(path: Path) -> None:
     path.touch(exist_ok=True)
 
 
-def build_once(final: Path, build: Callable[[Path], None]) -> Path:
+def build_once(final: Path, build: Callable[[Path], None], resumable: bool = False) -> Path:
     """`final`, built by `build(folder)` if it is not there yet: into a dot-named folder beside it, then renamed, so a
-    killed build never leaves half a folder under the real name and two concurrent builders both end with one."""
+    killed build never leaves half a folder under the real name. One builder at a time (a lock beside it): a second
+    one waits, then finds `final`. A `resumable` build finds what a killed one left in its folder (its checkpoints)
+    and goes on from there; any other build starts from an empty folder."""
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        build(tmp)
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, final)
-    except OSError:
-        if not final.is_dir():  # not a lost race with another builder: a real failure
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    partial = final.parent / f".{final.name}.partial"
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.is_dir():  # built by the builder we waited for
+            return final
+        if partial.exists() and not resumable:
+            shutil.rmtree(partial)
+        partial.mkdir(exist_ok=True)
+        build(partial)
+        os.chmod(partial, 0o755)
+        os.rename(partial, final)
+    (final.parent / f".{final.name}.lock").unlink(missing_ok=True)
     return final

@@ -72,8 +72,9 @@ def warm_start_smollm2(cfg: WarmStartConfig) -> str:
     if not path.is_dir():
         print(f"Warm-starting SmolLM2 on ToolWOZ transcripts (first use only): {cfg.budget_tokens / 1e6:.2f}M tokens "
               f"(about {cfg.budget_tokens / CPU_TOKENS_PER_S / 60:.0f} min on 2 CPU cores, minutes on a GPU). "
-              "It is cached afterwards.", file=sys.stderr)
-        in_fresh_process(build_once, path, partial(train_warm_start, cfg, base))
+              f"It is cached afterwards; stopped, it goes on from its last checkpoint (every {cfg.sft.save_steps} steps).",
+              file=sys.stderr)
+        in_fresh_process(build_once, path, partial(train_warm_start, cfg, base), True)
     touch(path)
     return str(path)
 

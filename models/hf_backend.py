@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import warnings
 from itertools import accumulate
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.cache_utils import Cache, DynamicLayer
 
 from core.config import ModelConfig, SamplingConfig
+from core.cpu import idle_cores
 from core.memory import release
 from core.errors import BadFileError, ModelSpecError
 from core.types import Generation, Message
 from models.specs import hf_source, model_fingerprint
 from models.base import ChatModel, Sample
+from models.prefix_tree import PrefixTree
 
 # Harmless notices printed at every run, silenced where they arise (not those libraries' other warnings):
 # bitsandbytes' CPU backend cannot fetch an optional kernel from the hub (offline; it falls back to its own), and
@@ -76,9 +77,10 @@ class HFChatModel(ChatModel):
         self.cfg = cfg
         self.spec = cfg.spec
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.prefill_tokens = 65536 if self.device == "cuda" else 2048  # padded tokens per prefill pass
-        if cfg.cpu_threads and self.device == "cpu":
-            torch.set_num_threads(cfg.cpu_threads)
+        self.prefill_tokens = 65536 if self.device == "cuda" else 2048  # prompt tokens per forward pass, at most
+        self.read_alone_tokens = 32  # what a forward pass of its own costs, in padded tokens (see _read_alone)
+        if self.device == "cpu":
+            torch.set_num_threads(cfg.cpu_threads or idle_cores())
         adapter = Path(cfg.adapter).expanduser() if cfg.adapter else None
         if adapter and not adapter.is_dir():
             raise ModelSpecError(f"LoRA adapter directory {cfg.adapter!r} does not exist")
@@ -95,20 +97,19 @@ class HFChatModel(ChatModel):
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos) if isinstance(eos, list) else {eos}
-        self.prefixes = PrefixCache(cfg.prefix_cache_mb * 2**20, self.eos_ids)
+        self.prefixes = PrefixTree(cfg.prefix_cache_mb * 2**20)
         self.keep_ids = False  # return `Sample`s (token ids kept) instead of plain generations: online RL asks for them
 
     def generate(
         self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1,
         tools: Sequence[dict[str, Any]] | None = None,  # not native here: the agent format puts them in the prompt
     ) -> list[list[Generation]]:
-        """Prefill each distinct prompt once, then decode every sequence of the call in one batch.
+        """Compute each distinct prompt's states once, then decode every sequence of the call in one batch.
 
-        On a CPU, prefill is most of the cost and a left-padded batch wastes it on padding,
-        while decoding gains most from batching. So prompts are prefilled in small groups of
-        similar length (`prefill_tokens` padded tokens at most), duplicate prompts (JOSH
-        siblings, n samples) share one prefill, a prompt that extends one seen recently only
-        computes its new tokens (`PrefixCache`), and all sequences decode together.
+        On a CPU, reading the prompt is most of the cost, so nothing is read twice: duplicate prompts (JOSH
+        siblings, n samples) are one prompt, and every prompt's states come from the prefix tree as far as it
+        holds them (the shared system prompt, the conversation so far, what the model answered last turn); only
+        the rest is computed. All sequences then decode together.
         """
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -126,79 +127,94 @@ class HFChatModel(ChatModel):
     def _decode(self, prompts: list[list[int]], rows: list[int], sampling: SamplingConfig) -> list[Generation]:
         """Generations for `rows` (indices into `prompts`, repeats allowed), decoded as one batch.
 
-        Each prompt but its last token is prefilled apart from the others; the caches are
-        left-padded into one batch, which then decodes a token per step, and a sequence that
-        ends leaves the batch (the others no longer wait on it or carry its cache).
+        Each prompt starts from the longest prefix the tree holds. One the tree knows nothing of (a new
+        conversation) reads it alone first, shortest first, and stores it: the next ones then find what they share
+        with it (the system prompt). So do the prompts with most left to read (`_read_alone`). Then every row reads
+        the rest of its prompt in one padded forward pass, and the batch decodes a token per step. A cache row holds [padding, past | padding, rest of the prompt | answer].
+        A sequence that ends leaves the batch (the others no longer carry its cache), and its states, prompt and
+        answer, go into the tree for the conversation's next turn.
         """
-        prefilled: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
-        group: list[int] = []
-        for i in [*sorted(set(rows), key=lambda i: len(prompts[i])), None]:
-            if i is not None and (hit := self.prefixes.longest(prompts[i][:-1])):
-                prefilled[i] = self._extend(prompts[i][:-1], *hit)
-                continue
-            if group and (i is None or len(prompts[i]) * (len(group) + 1) > self.prefill_tokens):
-                prefilled.update(self._prefill({j: prompts[j][:-1] for j in group}))
-                group = []
-            if i is not None:
-                group.append(i)
-        for i, states in prefilled.items():
-            self.prefixes.store(prompts[i][:-1], states)
-        width = max(len(prompts[i]) for i in rows)
+        found = {}
+        for i in sorted(set(rows), key=lambda i: len(prompts[i])):
+            ids = prompts[i][:-1]
+            found[i] = self.prefixes.longest(ids) or (len(ids), self._states(ids))  # a new conversation reads alone
+        for i in _read_alone({i: len(prompts[i]) - hit[0] for i, hit in found.items()}, self.read_alone_tokens):
+            found[i] = len(prompts[i]) - 1, self._states(prompts[i][:-1], found[i])
+        past = {i: hit[0] for i, hit in found.items()}
+        states = {i: hit[1] for i, hit in found.items()}
+        del found
+        width = max(past[i] for i in rows)  # columns before the rest of the prompts
+        rest = max(len(prompts[i]) - past[i] for i in rows)
         cache = Cache(layers=[
-            _PreallocatedLayer([prefilled[i][0][layer] for i in rows], [prefilled[i][1][layer] for i in rows],
-                               width - 1, sampling.max_new_tokens)
+            _PreallocatedLayer([states[i][0][layer] for i in rows], [states[i][1][layer] for i in rows],
+                               width, rest + sampling.max_new_tokens)
             for layer in range(self.model.config.num_hidden_layers)
         ])
-        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in rows], device=self.device)
-        position = torch.tensor([len(prompts[i]) - 1 for i in rows], device=self.device)
-        tokens = torch.tensor([prompts[i][-1] for i in rows], device=self.device)  # not in the cache yet
+        del states
+        pad = self.tokenizer.pad_token_id
+        lengths = [(past[i], len(prompts[i]) - past[i]) for i in rows]  # (past, rest) per row
+        tokens = torch.tensor([[pad] * (rest - r) + prompts[i][p:] for i, (p, r) in zip(rows, lengths)], device=self.device)
+        mask = torch.tensor([[0] * (width - p) + [1] * p + [0] * (rest - r) + [1] * r for p, r in lengths], device=self.device)
+        position = torch.tensor([p + r for p, r in lengths], device=self.device)  # of each row's next token
+        logits = self.model(input_ids=tokens, attention_mask=mask, position_ids=(position[:, None] - rest + torch.arange(
+            rest, device=self.device)).clamp(min=0), past_key_values=cache, use_cache=True, logits_to_keep=1).logits
         eos = torch.tensor(sorted(self.eos_ids), device=self.device)
         batch: list[int | None] = list(range(len(rows)))  # the row at each batch position; None once finished
+        present = list(range(len(rows)))  # the row at each batch position, finished or not
         out: list[list[int]] = [[] for _ in rows]
-        for _ in range(sampling.max_new_tokens):
-            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
-                                past_key_values=cache, use_cache=True).logits[:, -1].float()
-            tokens = _pick(logits, sampling)
+        fed = 0  # answer tokens whose states are in the cache (per row: at most its answer's length)
+
+        def keep_answers(positions: list[int]) -> None:
+            for k in positions:
+                (p, r), prompt = lengths[present[k]], prompts[rows[present[k]]]
+                answered = out[present[k]][:fed]
+                spans = (slice(width - p, width), slice(width + rest - r, width + rest + len(answered)))
+                self.prefixes.store(prompt + answered, tuple(
+                    [torch.cat([part[k : k + 1, :, span] for span in spans], dim=2) for part in parts]
+                    for parts in ([layer._keys for layer in cache.layers], [layer._values for layer in cache.layers])))
+
+        for step in range(sampling.max_new_tokens):
+            tokens = _pick(logits[:, -1].float(), sampling)
             ended = torch.isin(tokens, eos).tolist()
             for k, (row, token) in enumerate(zip(batch, tokens.tolist())):
                 if row is not None:
                     out[row].append(token)
                     batch[k] = None if ended[k] else row
             finished = batch.count(None)
-            if finished == len(batch):
+            if finished == len(batch) or step == sampling.max_new_tokens - 1:
                 break
             if finished * 4 >= len(batch):  # finished rows leave the batch, a quarter at a time (each exit copies the cache)
+                keep_answers([k for k, row in enumerate(batch) if row is None])
                 keep = torch.tensor([k for k, row in enumerate(batch) if row is not None], device=self.device)
                 cache.batch_select_indices(keep)
                 tokens, mask, position = tokens[keep], mask[keep], position[keep]
+                present = [present[k] for k in keep.tolist()]
                 batch = [row for row in batch if row is not None]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            position = position + 1
+            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
+                                past_key_values=cache, use_cache=True).logits
+            position, fed = position + 1, fed + 1
+        keep_answers(list(range(len(present))))
         return [self._generation(ids, prompts[i]) for ids, i in zip(out, rows)]
 
-    def _prefill(self, group: dict[int, list[int]]) -> dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]]:
-        """One padded forward pass over a few token lists of similar length: each one's cache, padding cut off."""
-        width = max(len(x) for x in group.values())
-        ids = torch.tensor([[self.tokenizer.pad_token_id] * (width - len(x)) + x for x in group.values()], device=self.device)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in group.values()], device=self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        layers = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                            logits_to_keep=1).past_key_values.layers
-        return {i: ([layer.keys[row : row + 1, :, width - len(x) :].clone() for layer in layers],
-                    [layer.values[row : row + 1, :, width - len(x) :].clone() for layer in layers])
-                for row, (i, x) in enumerate(group.items())}
-
-    def _extend(self, ids: list[int], length: int, keys: list[torch.Tensor], values: list[torch.Tensor]):
-        """The states of `ids` from the cached states of its first `length` tokens: only the rest is computed."""
-        if length == len(ids):
-            return keys, values
+    def _states(self, ids: list[int], hit: tuple[int, tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None,
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The states of `ids`, read from the end of `hit` (a stored prefix) in chunks of `prefill_tokens`, and
+        stored."""
+        done = hit[0] if hit else 0
         cache = DynamicCache()
-        for layer, (k, v) in enumerate(zip(keys, values)):
+        for layer, (k, v) in enumerate(zip(*hit[1])) if hit else ():
             cache.update(k, v, layer)
-        rest = torch.tensor([ids[length:]], device=self.device)
-        positions = torch.arange(length, len(ids), device=self.device)[None, :]
-        self.model(input_ids=rest, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
+        for start in range(done, len(ids), self.prefill_tokens):
+            chunk = ids[start : start + self.prefill_tokens]
+            self.model(input_ids=torch.tensor([chunk], device=self.device), use_cache=True, logits_to_keep=1,
+                       position_ids=torch.arange(start, start + len(chunk), device=self.device)[None, :],
+                       past_key_values=cache)
+        if not cache.layers or cache.layers[0].keys is None:  # nothing to read: a one-token prompt
+            return self._empty_states()
+        states = [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
+        self.prefixes.store(ids, states)
+        return states
 
     def _context_length(self) -> int:
         return getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
@@ -212,7 +228,7 @@ class HFChatModel(ChatModel):
 
         Turns go in steps of half the room the system prompt leaves, counted from the start of
         the conversation, so the conversation's next prompts start at the same turn, extend
-        this one and reuse its states (`PrefixCache`) until the context is full again.
+        this one and reuse its states (the prefix tree) until the context is full again.
         Dropping one turn at a time would start each prompt at a new turn and compute it
         from scratch.
         """
@@ -253,49 +269,6 @@ class HFChatModel(ChatModel):
         release()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-class PrefixCache:
-    """Attention states of recently prefilled prompts, reused by prompts that start with one.
-
-    A conversation's next prompt is the last one plus a few messages, and JOSH siblings share
-    everything before their turn, so most of a prompt was usually computed already. Lookups
-    are by whole messages (a prefix ending in an end-of-message token); least recently used
-    entries are dropped beyond `max_bytes`.
-    """
-
-    def __init__(self, max_bytes: int, boundaries: set[int]):
-        self.max_bytes, self.boundaries = max_bytes, boundaries
-        self.entries: OrderedDict[tuple[int, ...], tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
-        self.clear()
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self.bytes = 0
-        self.reused_tokens = 0
-
-    def longest(self, ids: list[int]) -> tuple[int, list[torch.Tensor], list[torch.Tensor]] | None:
-        ends = {len(ids), *(k + 1 for k, t in enumerate(ids) if t in self.boundaries)}
-        for end in sorted(ends, reverse=True):
-            key = tuple(ids[:end])
-            if key in self.entries:
-                self.entries.move_to_end(key)
-                self.reused_tokens += end
-                return end, *self.entries[key]
-        return None
-
-    def store(self, ids: list[int], states: tuple[list[torch.Tensor], list[torch.Tensor]]) -> None:
-        key, size = tuple(ids), _size(states)
-        if key in self.entries or size > self.max_bytes:
-            return
-        self.entries[key] = states
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            self.bytes -= _size(self.entries.popitem(last=False)[1])
-
-
-def _size(states: tuple[list[torch.Tensor], list[torch.Tensor]]) -> int:
-    return sum(t.numel() * t.element_size() for part in states for t in part)
 
 
 class _PreallocatedLayer(DynamicLayer):
@@ -342,6 +315,14 @@ def _right_aligned(states: list[torch.Tensor], capacity: int, width: int) -> tor
         out[row, :, : width - s.shape[2]] = 0
         out[row, :, width - s.shape[2] : width] = s[0]
     return out
+
+
+def _read_alone(rest: dict[int, int], overhead: int) -> list[int]:
+    """The prompts to read alone rather than in the padded pass, which costs every row the longest rest: those
+    above the length that minimises the padded tokens plus `overhead` per pass of their own."""
+    order = sorted(rest, key=rest.get)
+    cost = [k * rest[order[k - 1]] + sum(rest[i] + overhead for i in order[k:]) for k in range(1, len(order) + 1)]
+    return order[cost.index(min(cost)) + 1 :] if order else []
 
 
 def _pick(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:

@@ -230,4 +230,4 @@ def train_warm_start(cfg: WarmStartConfig, base: Path, out: Path) -> None:
     shutil.rmtree(out / "run")
     (out / WARM_START).write_text(json.dumps(
         {"base": str(base), "dialogues": len(drawn), "tokens": sum(drawn.values()), "steps": report.steps,
-         "seconds": report.seconds, "losses": [loss for _, loss in report.curve], "config": cfg.model_dump()}, indent=1))
+         "resumed_from_step": report.resumed_from_step, "seconds": report.seconds, "losses": [loss for _, loss in report.curve], "config": cfg.model_dump()}, indent=1))

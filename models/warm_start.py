@@ -28,7 +28,7 @@ class WarmStartConfig(Config):
                                                           "dialogues, one pass; each cut at sft.max_length).")
     max_dialogues: int | None = Field(None, gt=0, description="Use only the first N training dialogues (None = all).")
     sft: SFTConfig = Field(default_factory=lambda: SFTConfig(  # every weight, one pass, whole transcripts, one per
-        full_finetune=True, load_in_4bit=False, learning_rate=5e-5, epochs=1, max_length=2048, save_steps=100,
+        full_finetune=True, load_in_4bit=False, learning_rate=5e-5, epochs=1, max_length=2048, save_steps=20,
         logging_steps=10, batch_size=1))  # step: no padding (transcripts run 900-1,900 tokens), 4x the updates
     seed: int = 0
 
@@ -41,7 +41,8 @@ def warm_start_dir(base: Path, name: str, cfg: WarmStartConfig | None = None) ->
 
     cfg = cfg or WarmStartConfig()
     corpus = corpus_file(load_toolwoz(), "train", cfg.max_dialogues)
-    key = stable_hash(cfg, data_version(), corpus_hash(corpus), path_hash(base), code_fingerprint("models.warm_start"))
+    recipe = cfg.model_dump(exclude={"sft": {"save_steps", "logging_steps"}})  # how often it saves is no recipe
+    key = stable_hash(recipe, data_version(), corpus_hash(corpus), path_hash(base), code_fingerprint("models.warm_start"))
     return cache_dir() / "models" / f"{name}-toolwoz-{key[:12]}"
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 _root = Path(tempfile.mkdtemp(prefix="selftrain-tests-"))
 atexit.register(shutil.rmtree, _root, ignore_errors=True)
 os.environ["SELFTRAIN_CACHE_DIR"] = str(_root / "cache")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command sets it (cli/__init__.py): before torch loads
 os.environ["SELFTRAIN_STATE_DIR"] = str(_root / "state")
 for _key in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH", "PREFECT_API_URL"):
     os.environ.pop(_key, None)

@@ -124,7 +124,33 @@ def test_a_prompt_extending_an_earlier_one_reuses_its_states_and_decodes_the_sam
     cached.generate([first], GREEDY)
     assert cached.prefixes.reused_tokens == 0
     assert texts(cached.generate([longer], GREEDY)) == texts(fresh.generate([longer], GREEDY))
-    assert cached.prefixes.reused_tokens > 20 and fresh.prefixes.reused_tokens == 0 and fresh.prefixes.entries == {}
+    assert cached.prefixes.reused_tokens > 20 and fresh.prefixes.reused_tokens == 0 and fresh.prefixes.bytes == 0
+    cached.close()
+    fresh.close()
+
+
+def test_conversations_read_through_the_prefix_tree_decode_what_reading_every_prompt_afresh_decodes(model_dir):
+    """The shared system prompt is read once, and each conversation's next turn reads only what is new since its
+    last prompt; greedy tokens are those of a model that reads every prompt from scratch."""
+    cached = load_model(ModelConfig(spec=f"hf:{model_dir}"))
+    fresh = load_model(ModelConfig(spec=f"hf:{model_dir}", prefix_cache_mb=0))
+    system = Message(role="system", content="You are a booking agent for restaurants, hotels and trains. " * 4)
+    chats = [[system, Message(role="user", content=f"I need a table for {k} people on friday.")] for k in range(2, 6)]
+    system_tokens = len(cached._ids([{"role": "system", "content": system.content}])) - 3  # less the generation prompt
+    last: list[int] = []
+    for turn in range(3):
+        before = cached.prefixes.reused_tokens
+        ours = cached.generate(chats, GREEDY)
+        assert texts(ours) == texts(fresh.generate(chats, GREEDY))
+        reused = cached.prefixes.reused_tokens - before
+        if turn == 0:
+            assert reused >= (len(chats) - 1) * system_tokens  # every conversation after the first
+        else:
+            assert reused >= sum(length - 1 for length in last)  # the whole previous prompt, at least
+        last = [gen.prompt_tokens for (gen,) in ours]
+        for chat, (gen,) in zip(chats, ours):
+            chat += [Message(role="assistant", content=gen.text), Message(role="user", content=f"and {turn} more")]
+    assert fresh.prefixes.reused_tokens == 0
     cached.close()
     fresh.close()
 
