@@ -3,7 +3,8 @@
 Measured side by side in one run, same model, same threads:
 - GEMM: float32 GFLOPS of a 1024 x 1024 matmul; the roofline is that rate over the model's forward FLOPs per token
   (2 x its linear layers' weights, from its config; decode also pays the output layer);
-- prefill: one 1,024-token prompt read at once; decode: 32 sequences a step over 600-token contexts; each in tokens/s
+- prefill: one 1,024-token prompt read at once; decode: 32 sequences a step over 600-token contexts, in the backend's
+  preallocated cache; each in tokens/s
   and as a share of the roofline;
 - evaluation: `--tasks` validation tasks (greedy agent vs the agenda user, compact prompt) and JOSH on `--trees`
   training tasks (beam 8, the smollm2 preset's sampling), each with this checkout's backend and with the backend
@@ -26,10 +27,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command sets it, before torch loads
 
 import torch  # noqa: E402
+from transformers.cache_utils import Cache  # noqa: E402
 
 from core.config import ModelConfig, SamplingConfig  # noqa: E402
 from core.cpu import idle_cores  # noqa: E402
 from envs.registry import domain  # noqa: E402
+from models.hf_backend import _PreallocatedLayer  # noqa: E402
 from models.loading import load_model  # noqa: E402
 from models.specs import weights_source  # noqa: E402
 from roleplay import josh  # noqa: E402
@@ -65,11 +68,13 @@ def model_speed(model: torch.nn.Module) -> dict[str, float]:
     start = time.perf_counter()
     model(input_ids=torch.randint(vocab, (1, 1024)), use_cache=True, logits_to_keep=1)
     prefill = 1024 / (time.perf_counter() - start)
-    cache = model(input_ids=torch.randint(vocab, (32, 600)), use_cache=True, logits_to_keep=1).past_key_values
+    one = model(input_ids=torch.randint(vocab, (1, 600)), use_cache=True, logits_to_keep=1).past_key_values
+    cache = Cache(layers=[_PreallocatedLayer([layer.keys] * 32, [layer.values] * 32, 600, 32) for layer in one.layers])
     step, steps = torch.randint(vocab, (32, 1)), 16
     start = time.perf_counter()
-    for _ in range(steps):
-        model(input_ids=step, past_key_values=cache, use_cache=True)
+    for k in range(steps):  # the backend's decode step: a preallocated cache, explicit mask and positions
+        model(input_ids=step, attention_mask=torch.ones(32, 601 + k, dtype=torch.long), past_key_values=cache,
+              position_ids=torch.full((32, 1), 600 + k), use_cache=True)
     return {"prefill": prefill, "decode": 32 * steps / (time.perf_counter() - start)}
 
 

@@ -28,10 +28,11 @@ class ChatModel(ABC):
     @abstractmethod
     def generate(
         self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1,
-        tools: Sequence[dict[str, Any]] | None = None,
+        tools: Sequence[dict[str, Any]] | None = None, grammar: str | None = None,
     ) -> list[list[Generation]]:
         """One list of n generations per prompt, same order as prompts. `tools` (OpenAI tool schemas) are sent
-        natively by backends that call functions natively (the agent format decides when to pass them)."""
+        natively by backends that call functions natively (the agent format decides when to pass them); `grammar`
+        (llguidance Lark, `formats/grammar.py`) holds a local model's decoding to it (`constrained=true`)."""
 
     @abstractmethod
     def fingerprint(self) -> str:

@@ -16,7 +16,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 from core.config import ModelConfig, SamplingConfig
 from core.cpu import idle_cores
 from core.memory import release
-from core.errors import BadFileError, ModelSpecError
+from core.errors import BadFileError, ConfigError, ModelSpecError
 from core.types import Generation, Message
 from models.specs import hf_source, model_fingerprint
 from models.base import ChatModel, Sample
@@ -98,18 +98,20 @@ class HFChatModel(ChatModel):
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos) if isinstance(eos, list) else {eos}
         self.prefixes = PrefixTree(cfg.prefix_cache_mb * 2**20)
+        self._lltokenizer, self._grammars = None, {}  # constrained decoding (`_matcher`), built on first use
         self.keep_ids = False  # return `Sample`s (token ids kept) instead of plain generations: online RL asks for them
 
     def generate(
         self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1,
         tools: Sequence[dict[str, Any]] | None = None,  # not native here: the agent format puts them in the prompt
+        grammar: str | None = None,
     ) -> list[list[Generation]]:
         """Compute each distinct prompt's states once, then decode every sequence of the call in one batch.
 
         On a CPU, reading the prompt is most of the cost, so nothing is read twice: duplicate prompts (JOSH
         siblings, n samples) are one prompt, and every prompt's states come from the prefix tree as far as it
         holds them (the shared system prompt, the conversation so far, what the model answered last turn); only
-        the rest is computed. All sequences then decode together.
+        the rest is computed. All sequences then decode together, each held to `grammar` when one is given.
         """
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -120,11 +122,13 @@ class HFChatModel(ChatModel):
         rows = [distinct[ids] for ids in fitted for _ in range(copies)]
         texts: list[Generation] = []
         for start in range(0, len(rows), self.cfg.batch_size):
-            texts += self._decode([list(ids) for ids in distinct], rows[start : start + self.cfg.batch_size], sampling)
+            texts += self._decode([list(ids) for ids in distinct], rows[start : start + self.cfg.batch_size], sampling,
+                                  grammar)
         return [[texts[i * copies + k % copies] for k in range(n)] for i in range(len(prompts))]
 
     @torch.inference_mode()
-    def _decode(self, prompts: list[list[int]], rows: list[int], sampling: SamplingConfig) -> list[Generation]:
+    def _decode(self, prompts: list[list[int]], rows: list[int], sampling: SamplingConfig,
+                grammar: str | None = None) -> list[Generation]:
         """Generations for `rows` (indices into `prompts`, repeats allowed), decoded as one batch.
 
         Each prompt starts from the longest prefix the tree holds. One the tree knows nothing of (a new
@@ -162,6 +166,7 @@ class HFChatModel(ChatModel):
         batch: list[int | None] = list(range(len(rows)))  # the row at each batch position; None once finished
         present = list(range(len(rows)))  # the row at each batch position, finished or not
         out: list[list[int]] = [[] for _ in rows]
+        matchers = [self._matcher(grammar) for _ in rows] if grammar else None
         fed = 0  # answer tokens whose states are in the cache (per row: at most its answer's length)
 
         def keep_answers(positions: list[int]) -> None:
@@ -174,12 +179,17 @@ class HFChatModel(ChatModel):
                     for parts in ([layer._keys for layer in cache.layers], [layer._values for layer in cache.layers])))
 
         for step in range(sampling.max_new_tokens):
-            tokens = _pick(logits[:, -1].float(), sampling)
+            logits = logits[:, -1].float()
+            if matchers:
+                _allow_only(logits, [matchers[row] for row in present], eos)
+            tokens = _pick(logits, sampling)
             ended = torch.isin(tokens, eos).tolist()
             for k, (row, token) in enumerate(zip(batch, tokens.tolist())):
                 if row is not None:
                     out[row].append(token)
                     batch[k] = None if ended[k] else row
+                    if matchers:
+                        matchers[row].consume_token(token)
             finished = batch.count(None)
             if finished == len(batch) or step == sampling.max_new_tokens - 1:
                 break
@@ -196,6 +206,20 @@ class HFChatModel(ChatModel):
             position, fed = position + 1, fed + 1
         keep_answers(list(range(len(present))))
         return [self._generation(ids, prompts[i]) for ids, i in zip(out, rows)]
+
+    def _matcher(self, grammar: str):
+        """A fresh parser state for one sequence held to `grammar` (compiled once per grammar, then copied)."""
+        import llguidance
+        import llguidance.hf
+
+        if self._grammars.get(grammar) is None:
+            if self._lltokenizer is None:
+                self._lltokenizer = llguidance.hf.from_tokenizer(self.tokenizer)
+            matcher = llguidance.LLMatcher(self._lltokenizer, llguidance.LLMatcher.grammar_from_lark(grammar))
+            if matcher.is_error():
+                raise ConfigError(f"the agent format's grammar does not compile: {matcher.get_error()}")
+            self._grammars = {grammar: matcher}  # one format per run: keep the last only
+        return self._grammars[grammar].deep_copy()
 
     def _states(self, ids: list[int], hit: tuple[int, tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None,
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -323,6 +347,21 @@ def _read_alone(rest: dict[int, int], overhead: int) -> list[int]:
     order = sorted(rest, key=rest.get)
     cost = [k * rest[order[k - 1]] + sum(rest[i] + overhead for i in order[k:]) for k in range(1, len(order) + 1)]
     return order[cost.index(min(cost)) + 1 :] if order else []
+
+
+def _allow_only(logits: torch.Tensor, matchers: list, eos: torch.Tensor) -> None:
+    """Each row's logits keep only the tokens its grammar allows next (end of sequence once it is complete); a row
+    whose parser has stopped (or failed) may only end."""
+    words = (logits.shape[1] + 31) // 32
+    masks = torch.zeros(len(matchers), words, dtype=torch.int32)
+    for k, matcher in enumerate(matchers):
+        if not (matcher.is_error() or matcher.is_stopped()):
+            mask = torch.frombuffer(bytearray(matcher.compute_bitmask()), dtype=torch.int32)
+            masks[k, : min(words, len(mask))] = mask[:words]
+    allowed = ((masks[:, :, None] >> torch.arange(32, dtype=torch.int32)) & 1).flatten(1)[:, : logits.shape[1]].bool()
+    ended = ~allowed.any(dim=1)
+    allowed[ended.nonzero()[:, :1], eos] = True
+    logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
 
 
 def _pick(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:

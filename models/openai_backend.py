@@ -114,6 +114,7 @@ class OpenAIChatModel(ChatModel):
     def generate(
         self, prompts: Sequence[Sequence[Message]], sampling: SamplingConfig, n: int = 1,
         tools: Sequence[dict[str, Any]] | None = None,
+        grammar: str | None = None,  # never passed: the rollout refuses constrained=true for an API agent
     ) -> list[list[Generation]]:
         futures = [self.pool.submit(self._complete, p, sampling, n, tools) for p in prompts]
         try:

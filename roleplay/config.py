@@ -26,6 +26,9 @@ class RolePlayConfig(RunFolders):
         "compact", description="`react`: full instructions (tau-bench: the policy) and tool schemas (large models); "
                                "`compact`: a line and tool signatures (tiny models with a short context)."
     )
+    constrained: bool = Field(
+        False, description="Hold a local agent's replies to its format (structured generation, llguidance): the "
+                           "format's markers, and every call's JSON to one tool's schema, so it only chooses values.")
     split: Literal["train", "val", "test", "dev"] = Field(
         "val", description="ToolWOZ: train / val / test; tau-bench retail: train / test / dev, airline: test.")
     n_tasks: int = Field(10, gt=0, description="How many tasks of the split to use.")

@@ -19,7 +19,8 @@ from core.config import SamplingConfig
 from roleplay.config import RolePlayConfig
 from core.types import Dialogue, Generation, Message, Outcome, Scenario, Termination, ToolCall
 from envs.domain import Domain, Environment
-from formats import function_calling, react, stops
+from core.errors import ConfigError
+from formats import function_calling, grammar, react, stops
 from models.base import ChatModel
 from models.specs import parse_spec
 from roleplay.users import UserSimulator, as_user, ends_conversation
@@ -36,15 +37,17 @@ class AgentFormat:
     view: Callable[[str, list[Message]], list[Message]]
     parse: Callable[[Generation], react.AgentAction]
     native_tools: tuple[dict[str, Any], ...] | None = None
+    grammar: str | None = None  # what a local model's replies are held to (structured generation), if anything
 
     @classmethod
-    def react(cls, system: str) -> "AgentFormat":
-        return cls(system, react.agent_view, lambda gen: react.parse_action(gen.text))
+    def react(cls, system: str, grammar: str | None = None) -> "AgentFormat":
+        return cls(system, react.agent_view, lambda gen: react.parse_action(gen.text), grammar=grammar)
 
     @classmethod
-    def function_calling(cls, system: str, schemas: list[dict[str, Any]], native: bool) -> "AgentFormat":
+    def function_calling(cls, system: str, schemas: list[dict[str, Any]], native: bool,
+                         grammar: str | None = None) -> "AgentFormat":
         return cls(system, lambda s, record: function_calling.agent_view(s, record, native), function_calling.parse,
-                   tuple(schemas) if native else None)
+                   tuple(schemas) if native else None, grammar)
 
 
 class Episode:
@@ -176,9 +179,10 @@ def take_turns(episodes: list[Episode], agent: ChatModel, user: UserSimulator, s
         for episode, gen in zip(episodes, gens):
             episode.on_user(gen)
     else:
-        tools = episodes[0].format.native_tools
+        fmt = episodes[0].format
         prompts = [e.agent_prompt() for e in episodes]
-        gens = [g[0] for g in (agent.generate(prompts, sampling, tools=tools) if tools else agent.generate(prompts, sampling))]
+        hints = {k: v for k, v in (("tools", fmt.native_tools), ("grammar", fmt.grammar)) if v}
+        gens = [g[0] for g in agent.generate(prompts, sampling, **hints)]
         for episode, gen in zip(episodes, gens):
             episode.on_agent(gen)
     return gens
@@ -211,14 +215,20 @@ def run_episodes(
 
 def agent_format(domain: Domain, cfg: RolePlayConfig, native: bool | None = None) -> AgentFormat:
     """The agent's format from the config: ReAct text, or function calling (native with an `openai:` agent
-    unless `native` says otherwise)."""
+    unless `native` says otherwise); with `constrained`, the grammar a local agent's replies are held to."""
+    local = parse_spec(cfg.agent.spec)[0] != "openai"
+    if cfg.constrained and not local:
+        raise ConfigError("constrained=true holds a local model's decoding to the format; an OpenAI-compatible server "
+                          "constrains its own (vLLM: structured outputs): use a local agent or constrained=false")
     if cfg.agent_format == "react":
-        return AgentFormat.react(domain.react_system(cfg.agent_prompt))
+        return AgentFormat.react(domain.react_system(cfg.agent_prompt),
+                                 grammar.react_grammar(domain.tool_schemas()) if cfg.constrained else None)
     if native is None:
-        native = parse_spec(cfg.agent.spec)[0] == "openai"
+        native = not local
     schemas = domain.tool_schemas()
     system = function_calling.system_prompt(domain.instructions(cfg.agent_prompt), schemas, native)
-    return AgentFormat.function_calling(system, schemas, native)
+    return AgentFormat.function_calling(system, schemas, native,
+                                        grammar.function_calling_grammar(schemas) if cfg.constrained else None)
 
 
 def episode(domain: Domain, scenario: Scenario, fmt: AgentFormat, cfg: RolePlayConfig) -> Episode:

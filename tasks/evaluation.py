@@ -61,7 +61,7 @@ def trial_config(cfg: EvalConfig, trial: int) -> EvalConfig:
 def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: str, user_fp: str, trial: int = 0) -> str:
     """Trial t > 0 is a key of its own even without seeds (unseeded sampling: each trial a new draw)."""
     settings = cfg.model_dump(include={"benchmark", "agent_sampling", "user_sampling", "agent_format", "agent_prompt",
-                                       "max_messages", "max_agent_steps"})
+                                       "constrained", "max_messages", "max_agent_steps"})
     bench = domain(cfg.benchmark)
     return stable_hash("simulate", agent_fp, user_fp, settings, task_ids, bench.data_version(),
                        code_fingerprint(__name__), *([trial] if trial else []))

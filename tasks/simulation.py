@@ -40,7 +40,7 @@ def build_scenarios(bench: str, task_ids: list[str], personas: list[Persona], pe
 
 def shard_fingerprint(cfg: SimulateConfig, shard: list[Scenario], agent_fp: str, user_fp: str) -> str:
     settings = cfg.model_dump(include={"benchmark", "agent_sampling", "user_sampling", "agent_format", "agent_prompt",
-                                       "max_messages", "max_agent_steps", "beam_size"})
+                                       "constrained", "max_messages", "max_agent_steps", "beam_size"})
     bench = domain(cfg.benchmark)
     return stable_hash("josh", agent_fp, user_fp, settings, [s.model_dump(mode="json") for s in shard],
                        bench.data_version(), code_fingerprint(__name__))

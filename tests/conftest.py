@@ -87,7 +87,7 @@ class Scripted(ChatModel):
         self.script, self.spec, self.by_position = script, spec, by_position
         self.prompts, self.batches = [], []
 
-    def generate(self, prompts, sampling, n=1, tools=None):
+    def generate(self, prompts, sampling, n=1, tools=None, grammar=None):
         self.prompts += prompts
         self.batches.append(len(prompts))
         answer = self.script if self.by_position else lambda _, prompt: self.script(prompt)
