@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 
 def idle_cores(interval_s: float = 0.2) -> int:
-    """Cores of this process's affinity that were idle over the last `interval_s` (at least one), read from
-    /proc/stat; every allowed core where that file does not exist."""
+    """Cores of this process's affinity that no other program used over the last `interval_s` (at least one), read
+    from /proc: time this process and its children spent (a Prefect server it started, say) counts as idle, since
+    they are not what torch competes with. Every allowed core where /proc does not exist."""
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     first = _idle_and_total(allowed)
     if first is None:
         return len(allowed)
     time.sleep(interval_s)
-    idle, total = (after - before for after, before in zip(_idle_and_total(allowed), first))
-    return max(1, min(len(allowed), round(len(allowed) * idle / total))) if total else len(allowed)
+    idle, total, ours = (after - before for after, before in zip(_idle_and_total(allowed), first))
+    return max(1, min(len(allowed), round(len(allowed) * (idle + ours) / total))) if total else len(allowed)
 
 
-def _idle_and_total(cpus: list[int]) -> tuple[int, int] | None:
-    """Jiffies idle (idle + iowait) and in all, summed over `cpus`."""
+def _idle_and_total(cpus: list[int]) -> tuple[int, int, int] | None:
+    """Jiffies idle (idle + iowait) and in all, summed over `cpus`, and those this process tree ran."""
     try:
         lines = open("/proc/stat").read().splitlines()
     except OSError:
@@ -35,4 +37,22 @@ def _idle_and_total(cpus: list[int]) -> tuple[int, int] | None:
         if fields and fields[0] in names:
             ticks = [int(x) for x in fields[1:9]]
             idle, total = idle + ticks[3] + ticks[4], total + sum(ticks)
-    return idle, total
+    return idle, total, _tree_ticks()
+
+
+def _tree_ticks() -> int:
+    """User + system jiffies of this process and its descendants (live ones)."""
+    parents, ticks = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(stat.parent.name)
+        parents[pid], ticks[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
+    tree, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += [child for child, parent in parents.items() if parent == pid and child not in tree]
+    return sum(ticks.get(pid, 0) for pid in tree)

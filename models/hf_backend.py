@@ -111,7 +111,8 @@ class HFChatModel(ChatModel):
         On a CPU, reading the prompt is most of the cost, so nothing is read twice: duplicate prompts (JOSH
         siblings, n samples) are one prompt, and every prompt's states come from the prefix tree as far as it
         holds them (the shared system prompt, the conversation so far, what the model answered last turn); only
-        the rest is computed. All sequences then decode together, each held to `grammar` when one is given.
+        the rest is computed. All sequences then decode together (`batch_size` at a time, of like lengths: every
+        step reads each row's states as far as the longest row's), each held to `grammar` when one is given.
         """
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -120,10 +121,13 @@ class HFChatModel(ChatModel):
         distinct = {ids: k for k, ids in enumerate(dict.fromkeys(fitted))}
         copies = n if sampling.temperature > 0 else 1  # greedy gives the same text every time: decode once
         rows = [distinct[ids] for ids in fitted for _ in range(copies)]
-        texts: list[Generation] = []
+        order = sorted(range(len(rows)), key=lambda r: len(fitted[r // copies]))  # a batch of like lengths pads less
+        texts: list[Generation] = [None] * len(rows)  # type: ignore[list-item]
         for start in range(0, len(rows), self.cfg.batch_size):
-            texts += self._decode([list(ids) for ids in distinct], rows[start : start + self.cfg.batch_size], sampling,
-                                  grammar)
+            chunk = order[start : start + self.cfg.batch_size]
+            decoded = self._decode([list(ids) for ids in distinct], [rows[r] for r in chunk], sampling, grammar)
+            for r, text in zip(chunk, decoded):
+                texts[r] = text
         return [[texts[i * copies + k % copies] for k in range(n)] for i in range(len(prompts))]
 
     @torch.inference_mode()

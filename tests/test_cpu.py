@@ -19,3 +19,4 @@ def test_a_core_another_process_keeps_busy_is_not_counted_as_idle():
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
