@@ -138,9 +138,10 @@ class HFChatModel(ChatModel):
         Each prompt starts from the longest prefix the tree holds. One the tree knows nothing of (a new
         conversation) reads it alone first, shortest first, and stores it: the next ones then find what they share
         with it (the system prompt). So do the prompts with most left to read (`_read_alone`). Then every row reads
-        the rest of its prompt in one padded forward pass, and the batch decodes a token per step. A cache row holds [padding, past | padding, rest of the prompt | answer].
-        A sequence that ends leaves the batch (the others no longer carry its cache), and its states, prompt and
-        answer, go into the tree for the conversation's next turn.
+        the rest of its prompt in one padded forward pass, and the batch decodes a token per step. A cache row
+        holds [padding, past | padding, rest of the prompt | answer]. A sequence that ends leaves the batch (the
+        others no longer carry its cache), and its states, prompt and answer, go into the tree for the
+        conversation's next turn.
         """
         found = {}
         for i in sorted(set(rows), key=lambda i: len(prompts[i])):
@@ -174,7 +175,7 @@ class HFChatModel(ChatModel):
         fed = 0  # answer tokens whose states are in the cache (per row: at most its answer's length)
 
         def keep_answers(positions: list[int]) -> None:
-            for k in positions:
+            for k in positions if self.prefixes.max_bytes else ():  # no tree: nothing to copy out
                 (p, r), prompt = lengths[present[k]], prompts[rows[present[k]]]
                 answered = out[present[k]][:fed]
                 spans = (slice(width - p, width), slice(width + rest - r, width + rest + len(answered)))
