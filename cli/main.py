@@ -53,7 +53,9 @@ def _cache_arguments(cache: argparse.ArgumentParser) -> None:
                             ("prune", "remove the entries not used for --older-than days")):
         sub = actions.add_parser(name, help=help_text)
         sub.add_argument("--runs-dir", default="runs", help="the runs folder to include (default: runs)")
-        sub.add_argument("--kind", dest="kinds", action="append", metavar="KIND", help="models, adapters, datasets or runs (repeatable; default: all)")
+        sub.add_argument("--kind", dest="kinds", action="append", metavar="KIND",
+                         help="models, adapters, datasets, runs or results (Prefect's stored task results); "
+                              "repeatable; default: all")
         if name == "prune":
             sub.add_argument("--older-than", type=float, required=True, metavar="DAYS")
             sub.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
@@ -378,7 +380,7 @@ COMMANDS = {
                         "flows.pipeline_config:PipelineConfig", "pipeline"),
     "ops": Command(ops, "local operations: a Prefect server and worker, deployments, runs", arguments=_ops_arguments,
                    description="Run the flows as deployments on a local Prefect server (127.0.0.1), watched in its UI."),
-    "cache": Command(cache, "list or remove embedded models, adapters and run folders", arguments=_cache_arguments,
+    "cache": Command(cache, "list or remove models, adapters, datasets, run folders and stored task results", arguments=_cache_arguments,
                      description="What the project keeps on disk; age counts from an entry's last use."),
     "export": Command(export, "copy a run folder or adapter to an fsspec URL (S3, GCS, the Hub)", arguments=_export_arguments,
                       description="Copy a run folder or adapter to another disk, s3://, gs:// or the Hugging Face Hub "

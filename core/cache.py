@@ -1,10 +1,13 @@
-"""What the project keeps on disk, listed and pruned: embedded models, trained adapters, the training sets
-that self-training rounds put together, run folders.
+"""What the project keeps on disk, listed and pruned: models, trained adapters and RL policies, the training sets
+that self-training rounds put together, run folders, and Prefect's stored task results.
 
-An entry's age counts from its last use: a reused embedded model or adapter is touched, so
-pruning by age removes what no recent run needed. A removed model, adapter or dataset is simply built
-again when a run asks for it; run folders are outputs, never read back as a cache. Folders whose
-name starts with a dot are builds in progress and are left alone.
+A stage whose result is a folder (a model, an adapter, a dataset, imported trees) keeps it under a name
+made of its fingerprint, built by `build_once`: the folder is the cache, a run that finds it touches it,
+and a run that does not builds it again. A stage whose result is a value (a shard of dialogues, a metric
+table) is cached by Prefect under `stored_result`'s key, which touches the stored file when a run reads it.
+An entry's age therefore counts from its last use, and pruning by age removes only what no recent run
+needed: whatever a later run asks for again is rebuilt. Run folders are outputs, never read back as a
+cache. Names that start with a dot are builds in progress and are left alone.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
-from core.paths import cache_dir
+from core.paths import cache_dir, state_dir
 
-KINDS = ("models", "adapters", "datasets", "runs")
+KINDS = ("models", "adapters", "datasets", "runs", "results")
 DAY_S = 86400
 
 
@@ -36,20 +39,28 @@ class Entry:
         return (time.time() - self.last_used) / DAY_S
 
 
+def results_dir() -> Path:
+    """Where Prefect stores the task results that are a stage's value (as `core.paths.configure_prefect` sets it)."""
+    return Path(os.environ.get("PREFECT_LOCAL_STORAGE_PATH") or state_dir() / "results").expanduser()
+
+
 def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _folders(kind: str, runs_dir: Path) -> list[Path]:
-    parent = runs_dir if kind == "runs" else cache_dir() / kind
-    return sorted(p for p in parent.glob("*") if p.is_dir() and not p.name.startswith(".")) if parent.is_dir() else []
+def _kept(kind: str, runs_dir: Path) -> list[Path]:
+    """The entries of a kind: folders (stored results: files, one per cache key)."""
+    parent = {"runs": runs_dir, "results": results_dir()}.get(kind, cache_dir() / kind)
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.glob("*") if not p.name.startswith(".") and (p.is_file() if kind == "results" else p.is_dir()))
 
 
 def entries(runs_dir: str | Path = "runs", kinds: tuple[str, ...] = KINDS) -> list[Entry]:
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ConfigError(f"unknown kind {', '.join(sorted(unknown))} (kinds: {', '.join(KINDS)})")
-    return [Entry(kind, p, _size(p), p.stat().st_mtime) for kind in kinds for p in _folders(kind, Path(runs_dir))]
+    return [Entry(kind, p, _size(p), p.stat().st_mtime) for kind in kinds for p in _kept(kind, Path(runs_dir))]
 
 
 def prune(older_than_days: float, runs_dir: str | Path = "runs", kinds: tuple[str, ...] = KINDS,
@@ -57,7 +68,7 @@ def prune(older_than_days: float, runs_dir: str | Path = "runs", kinds: tuple[st
     """Remove the entries not used for `older_than_days`; returns them."""
     old = [e for e in entries(runs_dir, kinds) if e.age_days > older_than_days]
     for entry in old if not dry_run else ():
-        shutil.rmtree(entry.path)
+        shutil.rmtree(entry.path) if entry.path.is_dir() else entry.path.unlink(missing_ok=True)
     return old
 
 
@@ -66,12 +77,26 @@ def touch(path: Path) -> None:
     path.touch(exist_ok=True)
 
 
+def stored_result(key: str) -> str:
+    """`key` as a Prefect cache key; the result stored under it, if any, is marked used now (a run reads it)."""
+    stored = results_dir() / key
+    if stored.is_file():
+        touch(stored)
+    return key
+
+
+def by_fingerprint(_context, parameters: dict) -> str:
+    """Prefect `cache_key_fn` of a task whose `fingerprint` parameter says everything its value depends on."""
+    return stored_result(parameters["fingerprint"])
+
+
 def build_once(final: Path, build: Callable[[Path], None], resumable: bool = False) -> Path:
     """`final`, built by `build(folder)` if it is not there yet: into a dot-named folder beside it, then renamed, so a
     killed build never leaves half a folder under the real name. One builder at a time (a lock beside it): a second
     one waits, then finds `final`. A `resumable` build finds what a killed one left in its folder (its checkpoints)
-    and goes on from there; any other build starts from an empty folder."""
+    and goes on from there; any other build starts from an empty folder. A `final` found is touched: used now."""
     if final.is_dir():
+        touch(final)
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.parent / f".{final.name}.partial"

@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
+from core.cache import by_fingerprint
 from core import records
 from core.config import ImagineConfig
 from core.fingerprint import code_fingerprint, stable_hash
@@ -39,7 +40,7 @@ def imagine_fingerprint(cfg: ImagineConfig, drawn: list[Persona]) -> str:
                        "critique"}), [p.id for p in drawn], code_fingerprint("roleplay.imagine"))
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
+@task(cache_key_fn=by_fingerprint, **ENDPOINT_RETRIES)
 def imagine_dialogues(cfg: ImagineConfig, drawn: list[Persona], fingerprint: str) -> list[Imagined]:
     """Task-specific personas, then a critiqued and revised success and failure for each (API calls cost: cached)."""
     model = load_model(cfg.model)

@@ -3,20 +3,20 @@ are ToolWOZ dialogues, so this flow names its domain).
 
 shipped trees (each replayed here for its reward) -> dialogues, trees, SFT set, DPO pairs, KTO rows
 
-Unless a run name is given, the datasets land in a folder named for everything they depend on, finished by
-`import.json`; an import with the same settings finds it and reads its report instead of saving 926 trees again.
+Unless a run name is given, the datasets land in a folder named for everything they depend on (built once, with its
+report `import.json`); an import with the same settings finds it and reads its report instead of saving 926 trees
+again.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from prefect import flow, task
 from pydantic import BaseModel
 
 from roleplay.config import SimulateConfig
+from core.cache import build_once, stored_result
 from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import new_run_dir, write_atomically
 from core.types import JoshTree
@@ -35,7 +35,8 @@ class ImportReport(BaseModel):
     cached: bool = False  # the datasets were read from an earlier import with the same fingerprint
 
 
-@task(cache_key_fn=lambda *_: stable_hash("shipped-trees", data_version(), code_fingerprint("roleplay.shipped_trees")))
+@task(cache_key_fn=lambda *_: stored_result(stable_hash("shipped-trees", data_version(),
+                                                     code_fingerprint("roleplay.shipped_trees"))))
 def shipped_trees() -> list[JoshTree]:
     """Every shipped tree, replayed here for its reward; cached on the data package and the replay code."""
     return import_shipped_trees(load_toolwoz())
@@ -46,15 +47,6 @@ def import_fingerprint(cfg: SimulateConfig) -> str:
     return stable_hash("josh-trees", data_version(), settings, code_fingerprint("flows.import_trees"))
 
 
-def earlier_import(run_dir: Path, fingerprint: str) -> ImportReport | None:
-    done = run_dir / DONE
-    if not done.is_file():
-        return None
-    report = ImportReport.model_validate_json(done.read_text())
-    found = {"cached": True, "run_dir": str(run_dir)}  # where it is now, however the runs folder was spelled
-    return report.model_copy(update=found) if report.fingerprint == fingerprint else None
-
-
 @flow(name="import-josh-trees")
 def import_josh_trees(cfg: SimulateConfig = SimulateConfig()) -> ImportReport:
     """`cfg` gives the agent prompt the rows are rendered with, the SFT reward bar and the runs folder."""
@@ -62,20 +54,10 @@ def import_josh_trees(cfg: SimulateConfig = SimulateConfig()) -> ImportReport:
     if cfg.run_name:
         return harvested(cfg, fingerprint, new_run_dir(cfg.runs_dir, cfg.run_name))
     run_dir = Path(cfg.runs_dir) / f"josh-trees-{fingerprint[:12]}"
-    if found := earlier_import(run_dir, fingerprint):
-        return found
-    # Saved under a private name, then renamed: the named folder exists only complete, a killed import leaves a
-    # hidden one behind, and of two imports at once the second to finish reads the first's.
-    private = new_run_dir(cfg.runs_dir, f".{run_dir.name}-{os.getpid()}")
-    report = harvested(cfg, fingerprint, private)
-    try:
-        private.rename(run_dir)
-    except OSError:  # the folder exists: another import finished first (or something else sits there: keep ours)
-        if found := earlier_import(run_dir, fingerprint):
-            shutil.rmtree(private)
-            return found
-        return report
-    return report.model_copy(update={"run_dir": str(run_dir)})
+    found = run_dir.is_dir()
+    build_once(run_dir, lambda folder: harvested(cfg, fingerprint, folder))
+    report = ImportReport.model_validate_json((run_dir / DONE).read_text())
+    return report.model_copy(update={"run_dir": str(run_dir), "cached": found})  # however the runs folder is spelled
 
 
 def harvested(cfg: SimulateConfig, fingerprint: str, run_dir: Path) -> ImportReport:

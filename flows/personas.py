@@ -13,6 +13,7 @@ import datasets
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
+from core.cache import stored_result
 from core.config import PersonaConfig
 from core.fingerprint import stable_hash
 from core.paths import new_run_dir
@@ -27,7 +28,8 @@ def sample_personas(n: int, seed: int) -> list[Persona]:
     return grid.sample_personas(n, seed)
 
 
-@task(cache_key_fn=lambda _, p: stable_hash("rewrite", [x.id for x in p["drawn"]], p["cfg"].rewrite, p["cfg"].rewrite_sampling),
+@task(cache_key_fn=lambda _, p: stored_result(stable_hash("rewrite", [x.id for x in p["drawn"]], p["cfg"].rewrite,
+                                                          p["cfg"].rewrite_sampling)),
       **ENDPOINT_RETRIES)
 def rewrite_personas(drawn: list[Persona], cfg: PersonaConfig) -> list[Persona]:
     """Each template rewritten as prose by the configured model (cached: API calls cost money)."""

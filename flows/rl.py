@@ -23,8 +23,7 @@ def rl(cfg: RLConfig = RLConfig()) -> Adapter:
     build_models(cfg.agent.spec, cfg.user.spec)
     task_ids = select_tasks(cfg.benchmark, cfg.split, cfg.n_tasks, cfg.seed, cfg.task_draw)
     fingerprint = rl_fingerprint(cfg, task_ids)
-    state = train_rl(cfg, task_ids, fingerprint, return_state=True)
-    report = state.result()
+    report, found = train_rl(cfg, task_ids, fingerprint)
     first, last = report.records[0], report.records[-1]
     create_markdown_artifact(
         f"# RL adapter\n`{report.path}`\n\n- from: `{cfg.agent.adapter or cfg.agent.spec}`\n"
@@ -33,4 +32,4 @@ def rl(cfg: RLConfig = RLConfig()) -> Adapter:
         f"-> {last['mean_reward']:.3f}\n- plot: `{rl_dir(fingerprint) / PLOT}`\n",
         key="rl-adapter", description="RL training")
     return Adapter(kind="rl", path=report.path, fingerprint=fingerprint, rows=report.dialogues, steps=report.steps,
-                   cached=state.name == "Cached")
+                   cached=found)

@@ -16,6 +16,7 @@ from statistics import mean
 from prefect import flow, get_run_logger, task
 from pydantic import BaseModel
 
+from core.cache import by_fingerprint
 from core import records
 from core.config import SelfTalkConfig
 from core.fingerprint import code_fingerprint, stable_hash
@@ -59,7 +60,7 @@ def selftalk_fingerprint(cfg: SelfTalkConfig, workflow: Workflow, shard: list[Sc
                        code_fingerprint("roleplay.selftalk"))
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
+@task(cache_key_fn=by_fingerprint, **ENDPOINT_RETRIES)
 def selftalk_dialogues(cfg: SelfTalkConfig, workflow: Workflow, shard: list[Scenario], fingerprint: str) -> list[Dialogue]:
     """The conversations: every model call batches all live ones; one model serves every role set to the same config."""
     with ExitStack() as stack:

@@ -24,12 +24,11 @@ class Adapter(BaseModel):
 
 def _train(kind: str, base: ModelConfig, data_dir: str, cfg, parent: Adapter | None = None) -> Adapter:
     fingerprint = adapter_fingerprint(kind, base, data_fingerprint(data_dir), cfg, parent.fingerprint if parent else None)
-    state = train_adapter(kind, base, data_dir, cfg, fingerprint, parent.path if parent else None, return_state=True)
-    report = state.result()
+    report, found = train_adapter(kind, base, data_dir, cfg, fingerprint, parent.path if parent else None)
     out = adapter_dir(kind, fingerprint)
     publish_training_report(report, out)
     return Adapter(kind=kind, path=str(out / ADAPTER), fingerprint=fingerprint, rows=report.rows, steps=report.steps,
-                   cached=state.name == "Cached")
+                   cached=found)
 
 
 @flow(name="sft")

@@ -52,8 +52,10 @@ def check_model(cfg: ModelConfig) -> None:
     if cfg.adapter:
         if kind == "openai":
             raise ModelSpecError(f"adapter {cfg.adapter!r} applies to `hf:`/`embedded` models, not {cfg.spec!r}")
-        if not (Path(cfg.adapter).expanduser() / "adapter_config.json").is_file():
-            raise ModelSpecError(f"adapter {cfg.adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
+        folder = Path(cfg.adapter).expanduser()
+        if not any((folder / name).is_file() for name in ("adapter_config.json", "config.json")):
+            raise ModelSpecError(f"adapter {cfg.adapter!r} is neither a LoRA adapter (no adapter_config.json) nor a "
+                                 "fully fine-tuned model (no config.json)")
     if kind == "openai":
         from models.openai_backend import check_endpoint
 

@@ -80,17 +80,15 @@ def last_checkpoint(out: Path) -> tuple[Path, list[dict]] | None:
 
 
 def save_output(out: Path, policy: HFChatModel, start: Path | None, report: dict) -> Path:
-    """The trained policy as `adapter=` for the base: the LoRA itself, or merged into a fully fine-tuned start."""
+    """The trained policy as `adapter=` for the base: the LoRA itself, or merged into a fully fine-tuned start. `out`
+    is a build folder (core.cache.build_once): a save cut short is redone when the run resumes."""
     target = out / OUTPUT
-    tmp = out / f".{OUTPUT}-new"
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
     if start is not None and is_full_model(start):
         merged = policy.model.merge_and_unload()
-        merged.save_pretrained(str(tmp))
-        policy.tokenizer.save_pretrained(str(tmp))
+        merged.save_pretrained(str(target))
+        policy.tokenizer.save_pretrained(str(target))
     else:
-        policy.model.save_pretrained(str(tmp))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+        policy.model.save_pretrained(str(target))
     write_atomically(out / REPORT, json.dumps(report, indent=1))  # last: its presence means finished
     return target

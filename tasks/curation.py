@@ -17,6 +17,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from core.cache import by_fingerprint
 from core import records
 from core.config import CurateConfig
 from core.errors import DataMissingError
@@ -65,7 +66,7 @@ def goal_conveyed(d: Dialogue) -> tuple[int, int] | None:
     return found.goal_conveyed(d) if found else None
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
+@task(cache_key_fn=by_fingerprint, **ENDPOINT_RETRIES)
 def measure_and_filter(cfg: CurateConfig, dialogues: list[Dialogue], suites: list[Suite], fingerprint: str) -> Curated:
     """The metric table and what every suite entry found in it."""
     judged = None

@@ -18,6 +18,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from core.cache import by_fingerprint, stored_result
 from core import records
 from roleplay.config import EvalConfig, RolePlayConfig
 from core.fingerprint import code_fingerprint, stable_hash
@@ -42,8 +43,8 @@ def select_tasks(bench: str, split: str, n: int, seed: int, draw: int = 0) -> li
     return sorted(picked)
 
 
-@task(cache_key_fn=lambda _, p: stable_hash("oracle", p["bench"], p["split"], domain(p["bench"]).data_version(),
-                                            code_fingerprint("envs.registry")))
+@task(cache_key_fn=lambda _, p: stored_result(stable_hash("oracle", p["bench"], p["split"],
+                                                          domain(p["bench"]).data_version(), code_fingerprint("envs.registry"))))
 def oracle_rewards(bench: str, split: str) -> dict[str, float]:
     """Replay every task's ground truth: the per-task reward ceiling of the split."""
     found = domain(bench)
@@ -67,7 +68,7 @@ def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: s
                        code_fingerprint(__name__), *([trial] if trial else []))
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"], **ENDPOINT_RETRIES)
+@task(cache_key_fn=by_fingerprint, **ENDPOINT_RETRIES)
 def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -> list[Dialogue]:
     """Play agent against user simulator on each task; the heavy step, cached on `fingerprint`."""
     bench = domain(cfg.benchmark)

@@ -7,6 +7,7 @@ is free, and a run killed half way resumes from its last checkpoint when started
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +16,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from pydantic import BaseModel
 
-from core.cache import touch
+from core.cache import build_once
 from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import cache_dir
 from envs.registry import domain
@@ -49,15 +50,20 @@ def rl_dir(fingerprint: str) -> Path:
     return cache_dir() / "adapters" / f"rl-{fingerprint[:12]}"
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="train-rl")
-def train_rl(cfg: RLConfig, task_ids: list[str], fingerprint: str) -> RLReport:
-    """Train (or resume, or reuse) the RL adapter from the agent's own adapter (none: from its base); the folder
-    holds `adapter/`, `rl.json` and the reward plot."""
-    out = rl_dir(fingerprint)
-    if (out / REPORT).is_file():
-        touch(out)
-        return RLReport.model_validate_json((out / REPORT).read_text())
-    out.mkdir(parents=True, exist_ok=True)
+@task(task_run_name="train-rl", persist_result=False)
+def train_rl(cfg: RLConfig, task_ids: list[str], fingerprint: str) -> tuple[RLReport, bool]:
+    """The RL adapter's folder (`adapter/`, `rl.json` and the reward plot), trained from the agent's own adapter (none:
+    from its base), resumed or found; and whether it was found. The folder is the cache: a pruned one is trained again."""
+    final = rl_dir(fingerprint)
+    if final.is_dir() and not (final / REPORT).is_file():  # left unfinished by a version that trained in place
+        shutil.rmtree(final)
+    found = final.is_dir()
+    build_once(final, lambda out: _train_rl(cfg, task_ids, out, final), resumable=True)
+    return RLReport.model_validate_json((final / REPORT).read_text()), found
+
+
+def _train_rl(cfg: RLConfig, task_ids: list[str], out: Path, final: Path) -> None:
+    """Train in `out` (the build folder, where a killed run left its checkpoint) what will be found at `final`."""
     logger = get_run_logger()
     resume = last_checkpoint(out)
     checkpoint, done = resume if resume else (None, [])
@@ -83,14 +89,13 @@ def train_rl(cfg: RLConfig, task_ids: list[str], fingerprint: str) -> RLReport:
         with loaded_user(cfg.user, cfg.max_messages) as user:
             rl_train(policy, optimizer, user, bench, agent_format(bench, cfg, native=False), task_ids, cfg,
                      start_step=len(records), after_step=after_step)
-        report = RLReport(path=str(out / OUTPUT), steps=len(records), seconds=time.perf_counter() - began,
+        report = RLReport(path=str(final / OUTPUT), steps=len(records), seconds=time.perf_counter() - began,
                           dialogues=len(records) * cfg.tasks_per_step * cfg.group_size,
                           resumed_from_step=len(done), records=[asdict(r) for r in records])
         plot_rewards(records, out / PLOT)
         save_output(out, policy, start_path, report.model_dump())
     finally:
         policy.close()
-    return report
 
 
 def _row(r: StepRecord) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from core.cache import by_fingerprint
 from core import records
 from core.config import ModelConfig
 from roleplay.config import SimulateConfig
@@ -46,7 +47,7 @@ def shard_fingerprint(cfg: SimulateConfig, shard: list[Scenario], agent_fp: str,
                        bench.data_version(), code_fingerprint(__name__))
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="simulate-shard-{index}", **ENDPOINT_RETRIES)
+@task(cache_key_fn=by_fingerprint, task_run_name="simulate-shard-{index}", **ENDPOINT_RETRIES)
 def simulate_shard(cfg: SimulateConfig, shard: list[Scenario], index: int, fingerprint: str) -> list[JoshTree]:
     """JOSH trees for one shard of scenarios; every model call batches all leaves of all its trees."""
     bench = domain(cfg.benchmark)

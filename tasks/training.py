@@ -2,12 +2,13 @@
 
 An adapter lives under the cache dir in a folder named by its fingerprint: the same base, the
 same rows, the same settings and the same training code give the same folder, so a rerun is
-free; a run killed half way left checkpoints there, and starting it again resumes from them.
+free. The folder is the cache (no Prefect result points to it); a run killed half way left
+checkpoints in its dot-named build folder, and starting it again resumes from them.
 """
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
 import datasets
@@ -17,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from core.config import ModelConfig, PreferenceConfig, SFTConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core import records
-from core.cache import touch
+from core.cache import build_once
 from core.memory import release
 from core.paths import cache_dir
 from models.specs import model_fingerprint, weights_source
@@ -38,13 +39,7 @@ def kept_so_far(curated_runs: list[Path], name: str) -> Path:
         return parts[0] if parts else curated_runs[-1] / name
     rows = datasets.concatenate_datasets([records.load_dataset(p) for p in parts])
     out = cache_dir() / "datasets" / f"{name}-{stable_hash(rows.to_list())[:12]}"
-    if out.is_dir():
-        touch(out)  # used now: `selftrain cache prune` keeps it
-        return out
-    tmp = out.with_name(f".{out.name}-{os.getpid()}")
-    rows.save_to_disk(str(tmp), num_shards=1)
-    os.replace(tmp, out)
-    return out
+    return build_once(out, lambda folder: rows.save_to_disk(str(folder), num_shards=1))
 
 
 def adapter_fingerprint(kind: str, base: ModelConfig, data_fp: str, cfg: SFTConfig | PreferenceConfig,
@@ -67,24 +62,29 @@ def _progress_reporter(kind: str):
     return report
 
 
-@task(cache_key_fn=lambda _, p: p["fingerprint"], task_run_name="train-{kind}")
+@task(task_run_name="train-{kind}", persist_result=False)
 def train_adapter(kind: str, base: ModelConfig, data_dir: str, cfg: SFTConfig | PreferenceConfig, fingerprint: str,
-                  sft_adapter: str | None = None) -> TrainReport:
-    """Train (or resume, or reuse) the adapter; its folder holds `adapter/` and `training.json`."""
+                  sft_adapter: str | None = None) -> tuple[TrainReport, bool]:
+    """The adapter's folder (`adapter/` and `training.json`), trained, resumed or found; and whether it was found.
+    The folder is the cache: a pruned one is trained again."""
     out = adapter_dir(kind, fingerprint)
-    done = trained(out)
-    if done:
-        touch(out)
-        return done
-    out.mkdir(parents=True, exist_ok=True)
-    data, data_fp, report = records.load_dataset(data_dir), data_fingerprint(data_dir), _progress_reporter(kind)
-    try:
-        if kind == "sft":
-            return train_sft(weights_source(base), data, data_fp, cfg, out, report)
-        return train_preferences(weights_source(base), Path(sft_adapter) if sft_adapter else None, data, data_fp, cfg,
-                                 out, report)
-    finally:
-        release()  # the model, its reference copy and the optimizer
+    if out.is_dir() and trained(out) is None:  # left unfinished by a version that trained under the final name
+        shutil.rmtree(out)
+    found = out.is_dir()
+
+    def train(folder: Path) -> None:
+        data, data_fp, report = records.load_dataset(data_dir), data_fingerprint(data_dir), _progress_reporter(kind)
+        try:
+            if kind == "sft":
+                train_sft(weights_source(base), data, data_fp, cfg, folder, report)
+            else:
+                train_preferences(weights_source(base), Path(sft_adapter) if sft_adapter else None, data, data_fp,
+                                  cfg, folder, report)
+        finally:
+            release()  # the model, its reference copy and the optimizer
+
+    build_once(out, train, resumable=True)
+    return trained(out), found
 
 
 @task

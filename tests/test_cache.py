@@ -18,6 +18,14 @@ def _folder(path, days_old: float, size: int = 10):
     return path
 
 
+def _stored(path, days_old: float):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"pickled")
+    then = time.time() - days_old * cache.DAY_S
+    os.utime(path, (then, then))
+    return path
+
+
 def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SELFTRAIN_CACHE_DIR", str(tmp_path / "cache"))  # not the test session's cache: prune deletes
     root, runs = cache.cache_dir(), tmp_path / "runs"
@@ -27,17 +35,24 @@ def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys, monkeyp
     new_adapter = _folder(root / "adapters" / "sft-new", 1)
     old_rows = _folder(root / "datasets" / "sft-old", 35)  # what two self-training rounds kept, put together
     old_run = _folder(runs / "simulate-old", 31)
+    monkeypatch.setenv("PREFECT_LOCAL_STORAGE_PATH", str(tmp_path / "results"))
+    old_result, read_result = (_stored(tmp_path / "results" / key, 60) for key in ("a" * 64, "b" * 64))
     cache.touch(used_model)  # reused by a run today
+    assert cache.by_fingerprint(None, {"fingerprint": "b" * 64}) == "b" * 64  # a Prefect task looks its result up
 
     listed = {e.path.name: e for e in cache.entries(runs)}
-    assert set(listed) == {"embedded-old", "embedded-used", "sft-new", "sft-old", "simulate-old"}
+    assert set(listed) == {"embedded-old", "embedded-used", "sft-new", "sft-old", "simulate-old", "a" * 64, "b" * 64}
     assert listed["embedded-old"].bytes == 1000 and listed["embedded-old"].age_days > 39
+    assert listed["a" * 64].kind == "results" and listed["a" * 64].bytes == 7
 
-    assert [e.path for e in cache.prune(30, runs, dry_run=True)] == [old_model, old_rows, old_run] and old_model.exists()
+    assert [e.path for e in cache.prune(30, runs, dry_run=True)] == [old_model, old_rows, old_run, old_result]
+    assert old_model.exists() and read_result.exists()
     assert main(["cache", "prune", "--older-than", "30", "--kind", "models", "--runs-dir", str(runs)]) == 0
     assert "removed 1 entries" in capsys.readouterr().out
     assert not old_model.exists() and old_run.exists() and used_model.exists() and new_adapter.exists()
     assert (root / "models" / ".embedded-building").exists()
+    assert main(["cache", "prune", "--older-than", "30", "--kind", "results"]) == 0
+    assert not old_result.exists() and read_result.exists()
 
 
 def test_an_unknown_kind_is_named():

@@ -20,6 +20,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 from safetensors.torch import load_file
 
+from cli.main import main
 from core.config import build_config
 from flows.pipeline_config import PipelineConfig
 from core.errors import ConfigError
@@ -90,7 +91,7 @@ def test_a_run_killed_in_every_stage_resumes_to_the_uninterrupted_result(overrid
         log = _run_until_killed(cmd, env, tmp_path / f"killed-in-{stage}.log", pattern)
         assert f"Flow run '{flow_run}' - Finished" not in log, log[-3000:]
         if stage in ("sft", "dpo"):  # killed between checkpoints: one whole, the adapter not finished
-            (run,) = (cache / "adapters").glob(f"{stage}-*")
+            (run,) = (cache / "adapters").glob(f".{stage}-*.partial")  # the build folder, renamed when finished
             assert last_checkpoint(run) and not (run / TRAINED).exists()
     finished = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
@@ -106,6 +107,23 @@ def test_a_run_killed_in_every_stage_resumes_to_the_uninterrupted_result(overrid
     for stage in ("base", "sft", "dpo"):
         assert _rows(Path(resumed.evaluations[stage]) / "dialogues") == \
             _rows(Path(uninterrupted.evaluations[stage]) / "dialogues"), stage
+
+
+def test_a_pruned_cache_is_built_again_to_the_same_figures(overrides, uninterrupted):
+    """`selftrain cache prune` removes adapters, datasets and Prefect's stored results; the same pipeline then
+    trains and evaluates again (nothing it finds points at what was removed) and prints the same table."""
+    runs = next(o.split("=", 1)[1] for o in overrides if o.startswith("runs_dir="))
+    assert main(["cache", "prune", "--older-than", "0", "--kind", "adapters", "--kind", "datasets",
+                 "--kind", "results", "--runs-dir", runs]) == 0
+    assert not any(Path(p).exists() for p in uninterrupted.adapters.values())
+    again = pipeline(build_config(PipelineConfig, "pipeline", overrides))
+    assert {k: v for k, v in again.stages.items() if k != "import-trees"} == {
+        "curate": "ran", "sft": "ran", "dpo": "ran", "evaluate base": "ran", "evaluate sft": "ran", "evaluate dpo": "ran"}
+    assert again.table == uninterrupted.table
+    assert again.adapters == uninterrupted.adapters and all(Path(p).is_dir() for p in again.adapters.values())
+    rerun = pipeline(build_config(PipelineConfig, "pipeline", overrides))  # what was built again is found and used
+    assert {k: v for k, v in rerun.stages.items() if k != "import-trees"} == {k: "cached" for k in again.stages
+                                                                                 if k != "import-trees"}
 
 
 def _run_until_killed(cmd: list[str], env: dict, log: Path, pattern: str) -> str:

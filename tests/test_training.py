@@ -16,7 +16,7 @@ from core.config import ModelConfig, PreferenceConfig, SamplingConfig, SFTConfig
 from core.errors import ConfigError
 from core.records import training_dataset
 from core.types import Message
-from models.loading import load_model
+from models.loading import check_model, load_model
 from models.embedded import build_random_model
 from models.hf_backend import is_full_model
 from models.training import ADAPTER, CHECKPOINTS, REPORT, last_checkpoint, train_preferences, train_sft, trained
@@ -107,6 +107,7 @@ def test_full_finetuning_trains_every_weight_and_dpo_continues_from_it(base, sft
     assert losses[-1] < losses[0] - 0.5
     model = tmp_path / "sft" / ADAPTER
     assert is_full_model(model) and (model / "tokenizer.json").is_file()
+    check_model(ModelConfig(spec=f"hf:{base}", adapter=str(model)))  # the preflight takes it wherever an adapter goes
     assert _reply(base, model, four_bit=False) != _reply(base, None, four_bit=False)
     cfg = PreferenceConfig(max_steps=4, full_finetune=True, **{**FAST, "learning_rate": 1e-4})
     dpo = train_preferences(base, model, _pairs(), "p", cfg, tmp_path / "dpo")
