@@ -27,7 +27,7 @@ from roleplay.config import SimulateConfig  # noqa: E402
 from roleplay.harvest import is_error_message  # noqa: E402
 from roleplay.rollout import agent_format, episode  # noqa: E402
 from roleplay.users import AgendaUser  # noqa: E402
-from tasks.evaluation import select_tasks  # noqa: E402
+from envs.registry import select_tasks  # noqa: E402
 
 
 def calls(trees: list[JoshTree]) -> tuple[int, int]:

@@ -39,7 +39,7 @@ from roleplay import josh  # noqa: E402
 from roleplay.config import EvalConfig, SimulateConfig  # noqa: E402
 from roleplay.rollout import agent_format, episode, run_episodes  # noqa: E402
 from roleplay.users import AgendaUser  # noqa: E402
-from tasks.evaluation import select_tasks  # noqa: E402
+from envs.registry import select_tasks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,6 +13,7 @@ from prefect import flow
 from roleplay.config import EvalConfig
 from core.paths import new_run_dir
 from core.types import Dialogue
+from envs.registry import select_tasks
 from flows.bootstrap import build_models
 from models.specs import model_fingerprint
 from tasks.runners import task_runner
@@ -22,7 +23,6 @@ from tasks.evaluation import (
     oracle_rewards,
     publish_report,
     save_dialogues,
-    select_tasks,
     simulate_dialogues,
     simulation_fingerprint,
     trial_config,

@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.bootstrap import build_models
 from flows.train import Adapter
 from roleplay.config import RLConfig
-from tasks.evaluation import select_tasks
+from envs.registry import select_tasks
 from tasks.rl import PLOT, rl_dir, rl_fingerprint, train_rl
 
 

@@ -18,7 +18,7 @@ from flows.bootstrap import build_models
 from flows.personas import personas
 from models.specs import model_fingerprint
 from roleplay.users import user_fingerprint
-from tasks.evaluation import select_tasks
+from envs.registry import select_tasks
 from tasks.runners import task_runner
 from tasks.simulation import (
     build_scenarios,

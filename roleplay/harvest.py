@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.types import Dialogue, JoshTree, Message, PreferencePair, TreeNode
@@ -73,7 +73,7 @@ def preference_pairs(tree: JoshTree) -> list[PreferencePair]:
     for nodes in siblings.values():
         for good in (n for n in nodes if n.is_successful):
             for bad in (n for n in nodes if not n.is_successful):
-                pair = _diverging(tree.dialogue, good, bad)
+                pair = diverging_pair(tree.dialogue, good.messages[: good.turn_start], good.turn, bad.turn)
                 key = pair and _key((*pair.prompt, pair.chosen, pair.rejected))
                 if pair and key not in seen:
                     seen.add(key)
@@ -81,17 +81,20 @@ def preference_pairs(tree: JoshTree) -> list[PreferencePair]:
     return pairs
 
 
-def _diverging(dialogue: Dialogue, good: TreeNode, bad: TreeNode) -> PreferencePair | None:
+def diverging_pair(dialogue: Dialogue, prompt: Sequence[Message], good: Sequence[Message],
+                   bad: Sequence[Message]) -> PreferencePair | None:
+    """`good` chosen over `bad` (both following `prompt`) at the first message where they differ, when both are
+    agent messages: a JOSH turn and its failed sibling's, or an imagined success and failure."""
     common = 0
-    while common < min(len(good.turn), len(bad.turn)) and _plain(good.turn[common]) == _plain(bad.turn[common]):
+    while common < min(len(good), len(bad)) and _plain(good[common]) == _plain(bad[common]):
         common += 1
-    if common == min(len(good.turn), len(bad.turn)):
-        return None  # the same turn, or one a prefix of the other: nothing to prefer
-    chosen, rejected = good.turn[common], bad.turn[common]
+    if common == min(len(good), len(bad)):
+        return None  # the same messages, or one a prefix of the other: nothing to prefer
+    chosen, rejected = good[common], bad[common]
     if chosen.role != "assistant" or rejected.role != "assistant" or rejected.content == RETRIES_EXHAUSTED:
         return None
     return PreferencePair(scenario_id=dialogue.id, task_id=dialogue.scenario.task_id,
-                          prompt=good.messages[: good.turn_start + common], chosen=chosen, rejected=rejected)
+                          prompt=[*prompt, *good[:common]], chosen=chosen, rejected=rejected)
 
 
 def _plain(m: Message) -> Message:

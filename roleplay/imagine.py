@@ -6,7 +6,8 @@
 3. critique and revise: the model checks each dialogue against the task's criteria and the
    outcome it should show, then rewrites it (the critique is kept with the result).
 Imagined successes become SFT rows; a success and a failure of the same persona become a
-preference pair at the first agent message where they differ. Plain Python: no Prefect here.
+preference pair at the first agent message where they differ (`roleplay/harvest.py: diverging_pair`, as JOSH
+siblings are). Plain Python: no Prefect here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.config import SamplingConfig
-from core.types import Dialogue, Message, Outcome, Persona, PreferencePair, Scenario, Termination
+from core.types import Dialogue, Message, Outcome, Persona, Scenario, Termination
 from models.base import ChatModel
 
 Target = Literal["success", "failure"]
@@ -133,18 +134,3 @@ def as_dialogue(item: Imagined, task_id: str, model_spec: str) -> Dialogue:
                       Termination.empty_output, turns=sum(m.role == "assistant" for m in item.messages))
     return Dialogue(scenario=scenario, messages=item.messages, outcome=outcome, agent_model=model_spec,
                     user_model=model_spec)
-
-
-def preference_pair(success: Dialogue, failure: Dialogue) -> PreferencePair | None:
-    """Chosen and rejected at the first message where the two dialogues differ, when both are agent messages."""
-    common = 0
-    while common < min(len(success.messages), len(failure.messages)) and \
-            success.messages[common] == failure.messages[common]:
-        common += 1
-    if common == min(len(success.messages), len(failure.messages)):
-        return None
-    chosen, rejected = success.messages[common], failure.messages[common]
-    if chosen.role != "assistant" or rejected.role != "assistant":
-        return None
-    return PreferencePair(scenario_id=success.id, task_id=success.scenario.task_id, prompt=success.messages[:common],
-                          chosen=chosen, rejected=rejected)

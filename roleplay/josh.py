@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tqdm.auto import tqdm
 
 from core.config import SamplingConfig
 from core.types import JoshTree, Termination, TreeNode, Usage
 from models.base import ChatModel
+from roleplay.lockstep import lockstep
 from roleplay.rollout import Episode, take_turns
 from roleplay.users import UserSimulator, as_user
 
@@ -107,10 +107,8 @@ def run_josh(
 ) -> list[JoshTree]:
     """Search all trees to the end; every round is one user call and a few agent calls, each batched over all leaves."""
     user = as_user(user)
-    bar = tqdm(total=len(searches), desc="JOSH trees", unit="tree")
-    finished = 0
-    while not all(s.done for s in searches):
-        active = [s for s in searches if not s.done]
+
+    def one_round(active: list[Search]) -> None:
         _step(agent, user, user_sampling, [(s, leaf.episode) for s in active for leaf in s.live() if leaf.episode.waiting_for == "user"])
         starts = {}
         for s in active:
@@ -121,13 +119,8 @@ def run_josh(
         for s in active:
             s.record_turns(starts)
             s.settle()
-        now = sum(s.done for s in searches)
-        if now != finished:
-            bar.update(now - finished)
-            finished = now
-            if on_progress:
-                on_progress(finished, len(searches))
-    bar.close()
+
+    lockstep(searches, lambda s: s.done, one_round, "JOSH trees", "tree", on_progress)
     return [s.result(agent.spec, user.spec) for s in searches]
 
 

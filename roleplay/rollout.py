@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tqdm.auto import tqdm
 
 from core.config import SamplingConfig
 from roleplay.config import RolePlayConfig
+from roleplay.lockstep import lockstep
 from core.types import Dialogue, Generation, Message, Outcome, Scenario, Termination, ToolCall
 from envs.domain import Domain, Environment
 from core.errors import ConfigError
@@ -198,18 +198,12 @@ def run_episodes(
 ) -> list[Episode]:
     """Play all episodes to the end; each round is one batched call per role."""
     user = as_user(user)
-    bar = tqdm(total=len(episodes), desc="dialogues", unit="dlg")
-    finished = 0
-    while not all(e.done for e in episodes):
+
+    def one_round(live: list[Episode]) -> None:
         for role, sampling in (("user", user_sampling), ("agent", agent_sampling)):
-            take_turns([e for e in episodes if e.waiting_for == role], agent, user, sampling)
-        now = sum(e.done for e in episodes)
-        if now != finished:
-            bar.update(now - finished)
-            finished = now
-            if on_progress:
-                on_progress(finished, len(episodes))
-    bar.close()
+            take_turns([e for e in live if e.waiting_for == role], agent, user, sampling)
+
+    lockstep(episodes, lambda e: e.done, one_round, "dialogues", "dlg", on_progress)
     return episodes
 
 

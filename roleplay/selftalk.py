@@ -26,6 +26,7 @@ from envs.workflows.progress import best_match, depth
 from core.types import Generation
 from models.base import ChatModel
 from formats import react, stops
+from roleplay.lockstep import lockstep
 
 NONE_OF_THE_ABOVE = "None of the above"
 
@@ -257,12 +258,15 @@ def run_selftalk(scenarios: Sequence[tuple[Scenario, Workflow]], agent: ChatMode
                  sampling: dict[str, SamplingConfig], rules: Rules = Rules()) -> list[Dialogue]:
     """One dialogue per scenario; `sampling` has an entry per role: agent, client, manager."""
     talks = [Talk(s, w, step=w.first) for s, w in scenarios]
-    while live := [t for t in talks if t.termination is None]:
+
+    def one_round(live: list[Talk]) -> None:
         _agent_turns(live, agent, sampling["agent"], rules)
         if live := [t for t in live if t.termination is None]:
             _client_turns(live, client, sampling["client"], rules)
         if live := [t for t in live if t.termination is None]:
             _steer(live, manager, sampling["manager"])
+
+    lockstep(talks, lambda t: t.termination is not None, one_round, "self-talk", "dlg")
     return [dialogue(t, agent.spec, client.spec, rules.subgoal_threshold) for t in talks]
 
 

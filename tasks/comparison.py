@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from core.records import read_jsonl
 from core.types import Dialogue
 from quality.metrics import bootstrap_mean, paired_difference, pass_hat_k
+from tasks.run_report import markdown_table
 
 
 def per_task(dialogues: list[Dialogue]) -> dict[str, tuple[float, float]]:
@@ -107,19 +108,17 @@ def publish_comparison(stages: dict[str, str], links: dict[str, str], run_dir: P
     lines = [f"# Self-training: {title}", f"Run folder `{run_dir.resolve()}`. Evaluated on: {held_out}.", ""]
     if harvest:
         columns = list(dict.fromkeys(k for counts in harvest.values() for k in counts))
-        lines += ["Harvest per round (kept by curation):", "", "| round | " + " | ".join(columns) + " |",
-                  "|" + "---|" * (len(columns) + 1),
-                  *(f"| {name} | " + " | ".join(str(c.get(k, 0)) for k in columns) + " |" for name, c in harvest.items()),
-                  ""]
+        lines += ["Harvest per round (kept by curation):", "",
+                  *markdown_table(["round", *columns], [(name, *(c.get(k, 0) for k in columns))
+                                                        for name, c in harvest.items()]), ""]
     image = None
     if table:
         image = plot(rows, run_dir / "stages.png", held_out)
         create_table_artifact(table, key="pipeline-comparison", description=f"{title.capitalize()} on {held_out}")
         header = list(table[0])
-        lines += ["{plot}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                  *("| " + " | ".join(r[h] for h in header) + " |" for r in table), ""]
+        lines += ["{plot}", "", *markdown_table(header, [[r[h] for h in header] for r in table]), ""]
     links = {k: str(Path(v).resolve()) for k, v in links.items()}
-    markdown = "\n".join([*lines, "| what | where |", "|---|---|", *(f"| {k} | `{v}` |" for k, v in links.items())]) + "\n"
+    markdown = "\n".join([*lines, *markdown_table(["what", "where"], [(k, f"`{v}`") for k, v in links.items()])]) + "\n"
     # the UI shows the plot inline (the file is on the machine that ran the flow); report.md sits beside stages.png
     inline = f"![stages](data:image/png;base64,{base64.b64encode(image.read_bytes()).decode()})" if image else ""
     create_markdown_artifact(markdown.replace("{plot}", inline), key="pipeline-report", description="Self-training pipeline")

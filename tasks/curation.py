@@ -29,6 +29,7 @@ from quality.judge import persona_scores
 from quality.suites import Suite
 from quality.validation import Check, RowVerdicts, build_data_docs, check_batch, filter_rows, funnel
 from tasks.retries import ENDPOINT_RETRIES
+from tasks.run_report import markdown_table
 
 TRAINING_SETS = ("sft", "dpo", "kto")
 
@@ -146,11 +147,11 @@ def publish_funnel(curated: Curated, checks: list[Check], counts: dict[str, int]
     create_table_artifact(batch, key="curate-batch-checks", description="Dataset-level expectations")
     markdown = "\n".join([
         f"# Curation: {counts['kept']} of {counts['dialogues']} dialogues kept", f"Run folder `{run_dir}`.", "",
-        "| suite | reason | severity | gates | failing rows | rows left |", "|---|---|---|---|---|---|",
-        *(f"| {r['suite']} | {r['reason']} | {r['severity']} | {r['gates']} | {r['failing rows']} | {r['rows left']} |"
-          for r in rows), "",
-        "| batch check | severity | observed | expected | result |", "|---|---|---|---|---|",
-        *(f"| {r['reason']} | {r['severity']} | {r['observed']} | {r['expected']} | {r['result']} |" for r in batch), "",
+        *markdown_table(["suite", "reason", "severity", "gates", "failing rows", "rows left"],
+                        [[r[k] for k in ("suite", "reason", "severity", "gates", "failing rows", "rows left")]
+                         for r in rows]), "",
+        *markdown_table(["batch check", "severity", "observed", "expected", "result"],
+                        [[r[k] for k in ("reason", "severity", "observed", "expected", "result")] for r in batch]), "",
         "Datasets: " + ", ".join(f"{k}: {v}" for k, v in counts.items()),
     ]) + "\n"
     create_markdown_artifact(markdown, key="curate-report", description="Curation funnel")

@@ -7,7 +7,6 @@ rerun with the same inputs reads the stored result and a changed input recompute
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -19,7 +18,6 @@ from prefect.artifacts import (
 )
 
 from core.cache import by_fingerprint, stored_result
-from core import records
 from roleplay.config import EvalConfig, RolePlayConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core.types import Dialogue
@@ -28,19 +26,8 @@ from roleplay import rollout
 from envs.registry import domain
 from roleplay.rollout import agent_format, episode
 from tasks.retries import ENDPOINT_RETRIES
+from tasks.run_report import markdown_table, save_datasets
 from roleplay.users import loaded_roles
-
-
-@task
-def select_tasks(bench: str, split: str, n: int, seed: int, draw: int = 0) -> list[str]:
-    """A seeded sample of the split's task ids (the whole split when n exceeds it). Draw d > 0 samples from
-    the tasks no earlier draw took: self-training round d + 1 meets tasks it has not trained on."""
-    ids, taken = domain(bench).task_ids(split), set()
-    for d in range(draw + 1):
-        left = [i for i in ids if i not in taken]
-        picked = random.Random(seed if d == 0 else f"{seed}/{d}").sample(left, min(n, len(left)))
-        taken.update(picked)
-    return sorted(picked)
 
 
 @task(cache_key_fn=lambda _, p: stored_result(stable_hash("oracle", p["bench"], p["split"],
@@ -87,11 +74,9 @@ def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -
 @task
 def save_dialogues(dialogues: list[Dialogue], run_dir: Path) -> Path:
     """The dialogues as a Hugging Face dataset (and JSONL for eyeballing)."""
-    path = run_dir / "dialogues"
-    records.dialogues_to_dataset(dialogues).save_to_disk(str(path))
-    records.write_jsonl(dialogues, run_dir / "dialogues.jsonl")
-    get_run_logger().info("saved %d dialogues to %s", len(dialogues), path)
-    return path
+    save_datasets(run_dir, dialogues, {})
+    get_run_logger().info("saved %d dialogues to %s", len(dialogues), run_dir / "dialogues")
+    return run_dir / "dialogues"
 
 
 def metrics_table(report: EvalReport) -> list[dict[str, str]]:
@@ -128,9 +113,7 @@ def publish_report(report: EvalReport, cfg: EvalConfig) -> Path:
         f"{title} `{cfg.split}`, {len(report.task_ids)} tasks x {report.trials} trials (seed {cfg.seed}); "
         f"run folder `{report.run_dir}`.",
         "",
-        "| metric | value |",
-        "|---|---|",
-        *(f"| {row['metric']} | {row['value']} |" for row in table),
+        *markdown_table(["metric", "value"], [(row["metric"], row["value"]) for row in table]),
     ]
     markdown = "\n".join(lines) + "\n"
     create_markdown_artifact(markdown, key="evaluation-summary", description="Evaluation summary")

@@ -16,7 +16,6 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from core.cache import by_fingerprint
-from core import records
 from core.config import ModelConfig
 from roleplay.config import SimulateConfig
 from core.fingerprint import code_fingerprint, stable_hash
@@ -25,7 +24,7 @@ from roleplay import harvest, josh
 from envs.registry import domain
 from roleplay.rollout import agent_format, episode
 from roleplay.users import loaded_roles
-from tasks.run_report import publish_metrics
+from tasks.run_report import publish_metrics, save_datasets
 from tasks.retries import ENDPOINT_RETRIES
 
 
@@ -71,11 +70,7 @@ def harvest_datasets(trees: list[JoshTree], cfg: SimulateConfig, run_dir: Path) 
         "kto": harvest.kto_rows(pairs, fmt.system, fmt.view),
         "trees": tree_rows(trees),
     }
-    records.dialogues_to_dataset([t.dialogue for t in trees]).save_to_disk(str(run_dir / "dialogues"))
-    records.write_jsonl([t.dialogue for t in trees], run_dir / "dialogues.jsonl")
-    for name, rows in tables.items():
-        records.training_dataset(name, rows).save_to_disk(str(run_dir / name), num_shards=1)  # 1: empty ones load too
-    counts = {"dialogues": len(trees), **{name: len(rows) for name, rows in tables.items()},
+    counts = {**save_datasets(run_dir, [t.dialogue for t in trees], tables),
               "sft golden": sum(row["reward"] >= 1 for row in tables["sft"])}
     get_run_logger().info("saved %s to %s", counts, run_dir)
     return counts

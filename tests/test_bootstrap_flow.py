@@ -6,7 +6,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from envs.toolwoz.data import _cache_path as toolwoz_task_file, load_toolwoz
-from flows.bootstrap import bootstrap, build_toolwoz_tasks
+from flows.bootstrap import bootstrap
+from tasks.bootstrap import build_toolwoz_tasks
 from models.bootstrap_config import BootstrapConfig
 
 FEW_STEPS = BootstrapConfig(max_steps=3, max_dialogues=6, vocab_size=512, hidden=128, layers=2, heads=2,

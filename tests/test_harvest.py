@@ -26,7 +26,8 @@ def test_import_flow_saves_the_shipped_trees_as_training_datasets(prefect_server
     import datasets
 
     from roleplay.config import SimulateConfig
-    from flows.import_trees import import_fingerprint, import_josh_trees
+    from flows.import_trees import import_josh_trees
+    from tasks.import_trees import import_fingerprint
 
     report = import_josh_trees(SimulateConfig(runs_dir=str(tmp_path)))
     assert report.counts["dialogues"] == 926 and 550 < report.full_reward < 926

@@ -15,7 +15,7 @@ from envs.workflows.progress import completed_steps, depth, rouge_l
 from envs.workflows.workflow import WORKFLOWS_DIR
 from quality.dialogue_table import dialogue_table
 from quality.metrics import text_diversity
-from roleplay import selftalk
+from roleplay import harvest, selftalk
 
 from conftest import Scripted
 
@@ -206,7 +206,7 @@ def test_the_imagination_engine_juxtaposes_a_revised_success_and_failure():
     failure_prompt = next(p[-1].content for p in model.prompts if "the agent fails" in p[-1].content)
     assert "You are terse. A hurried parent" in failure_prompt and 'opens with exactly: "My kettle broke."' in failure_prompt
     won, lost = (imagine.as_dialogue(i, "t", "scripted") for i in items)
-    pair = imagine.preference_pair(won, lost)
+    pair = harvest.diverging_pair(won, [], won.messages, lost.messages)
     assert [m.content for m in pair.prompt] == ["My kettle broke."]
     assert (pair.chosen.content, pair.rejected.content) == ("What is your order number?", "Sorry, no refunds.")
     assert imagine.parse_dialogue("no speakers here") == ()

@@ -19,7 +19,7 @@ from envs.taubench.user import agenda
 from flows.curate import curate
 from flows.simulate import simulate
 from flows.train import sft
-from tasks.evaluation import select_tasks
+from envs.registry import select_tasks
 from models.embedded import build_random_model
 from chat_server import ChatServer
 
@@ -59,7 +59,7 @@ class GroundTruthAgent:
 
 def test_josh_on_retail_training_tasks_harvests_golden_paths_and_pairs_that_curation_keeps_and_sft_trains_on(
         prefect_server, tmp_path):
-    server = ChatServer(reply=GroundTruthAgent(select_tasks.fn("retail", "train", 3, 0)))
+    server = ChatServer(reply=GroundTruthAgent(select_tasks("retail", "train", 3, 0)))
     try:
         cfg = build_config(SimulateConfig, "simulate", [
             "benchmark=retail", "split=train", "n_tasks=3", "beam_size=2", "max_agent_steps=12", "max_messages=5",
