@@ -140,7 +140,6 @@ def measure(data, model_dir: Path, call_turns, speak_turns, args) -> dict:
     trained = json.loads((model_dir / "bootstrap.json").read_text()) if (model_dir / "bootstrap.json").is_file() else {}
     results["training_tokens_per_s"] = trained.get("tokens_per_s")
     results["training_tokens"] = trained.get("tokens")
-    results["substituted_transcripts"] = trained.get("substituted")
     model.close()
     return results
 

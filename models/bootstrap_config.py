@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator, model_validator
 
 from core.types import StrictModel
@@ -32,14 +30,6 @@ class BootstrapConfig(StrictModel):
         0.0, ge=0, le=1,
         description="Share of dialogues also taught from the customer's side (0: agent only; the agenda user plays the customer).",
     )
-    substitute_share: float = Field(
-        0.0, ge=0, le=1,
-        description="Share of transcripts whose slot values are swapped, consistently through the transcript, for draws "
-                    "from `substitute_pool`, so that values must be copied from the conversation, not recalled. Off by "
-                    "default: at 2M and 8M tokens it lowered success and reward here (README, issue 27 figures).")
-    substitute_pool: Literal["db", "wide"] = Field(
-        "wide", description="Values swapped in: `db` = the databases' own values; `wide` = those and as many plausible "
-                            "unseen names, stations, foods, train IDs, addresses (times move by an offset per transcript).")
     batch_size: int = Field(4, gt=0)
     lr: float = Field(2e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the token budget).")
     warmup_steps: int = Field(30, ge=0)

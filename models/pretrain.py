@@ -279,20 +279,18 @@ def train_embedded(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: Boo
 
 
 def build(cfg: BootstrapConfig, corpus_path: Path, out: Path) -> None:
-    """The embedded model into `out`: the human transcripts (a share with swapped values), trained, with a report.
+    """The embedded model into `out`: the human transcripts, trained, with a report.
 
     This module's import closure is the model's code fingerprint (`models/embedded.py`), so the
     build's messages live there, not here.
     """
     from core.records import read_jsonl
     from envs.toolwoz.data import load_toolwoz
-    from envs.toolwoz.substitution import substitute_corpus, value_pools
 
-    data, human = load_toolwoz(), read_jsonl(corpus_path)
-    corpus = substitute_corpus(human, value_pools(data, cfg.substitute_pool), cfg.substitute_share, cfg.seed)
+    data, corpus = load_toolwoz(), read_jsonl(corpus_path)
     report = train_embedded(corpus, data.tool_schemas, cfg, out)
     (out / "bootstrap.json").write_text(
         json.dumps({"config": cfg.model_dump(), "device": device(), "bf16": use_bf16(cfg, device()),
-                    "dialogues": len(corpus), "substituted": sum(a is not b for a, b in zip(human, corpus)),
+                    "dialogues": len(corpus),
                     **asdict(report), "tokens_per_s": report.tokens_per_s}, indent=1)
     )

@@ -34,8 +34,7 @@ def _edit(path, old, new):
 
 def test_the_embedded_build_hashes_its_recipe_and_formats_not_the_backends_or_the_configs():
     closure = module_closure("models.pretrain")
-    assert {"models.pretrain", "models.tokenizer", "formats.react", "formats.user_sim", "envs.toolwoz.substitution",
-            "models.bootstrap_config"} <= set(closure)
+    assert {"models.pretrain", "models.tokenizer", "formats.react", "formats.user_sim", "models.bootstrap_config"} <= set(closure)
     assert not {"models.embedded", "models.hf_backend", "models.openai_backend", "core.config"} & set(closure)
 
 
@@ -45,11 +44,11 @@ def test_the_key_is_the_same_wherever_the_project_lives(project):
 
 def test_a_docstring_or_comment_edit_keeps_the_key_a_code_edit_changes_it(project):
     before = code_fingerprint("models.pretrain")
-    substitution = project / "envs" / "toolwoz" / "substitution.py"
-    _edit(substitution, '"""', '"""Reworded. ')
-    substitution.write_text(substitution.read_text() + "\n# a comment\n")
+    user_sim = project / "formats" / "user_sim.py"
+    _edit(user_sim, '"""', '"""Reworded. ')
+    user_sim.write_text(user_sim.read_text() + "\n# a comment\n")
     assert code_fingerprint("models.pretrain") == before
-    substitution.write_text(substitution.read_text() + "UNUSED = 1\n")
+    user_sim.write_text(user_sim.read_text() + "UNUSED = 1\n")
     assert code_fingerprint("models.pretrain") != before
 
 
