@@ -231,15 +231,6 @@ def trigger(name: str, overrides: list[str] = (), wait: bool = False, timeout_s:
     return run
 
 
-def run_logs(flow_run_id) -> list[str]:
-    """A flow run's log messages, oldest first."""
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    with client(api_url()) as api:
-        logs = api.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-    return [log.message for log in sorted(logs, key=lambda log: log.timestamp)]
-
-
 def status() -> dict:
     """What is running, what is deployed, and the next scheduled runs."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType

@@ -156,9 +156,7 @@ class SFTConfig(TrainConfig):
 class PreferenceConfig(TrainConfig):
     """DPO (or KTO) on juxtaposed outcomes, from the SFT adapter with the SFT policy as reference (JOSH: lr 5e-7, beta 0.1)."""
 
-    method: Literal["dpo", "kto", "grpo"] = Field(
-        "dpo", description="`dpo` on the pairs, `kto` on the same data as labelled rows, or `grpo`: online RL from the "
-                           "SFT adapter against the customer and the tools (a pipeline's `rl.*` settings; these are unused).")
+    method: Literal["dpo", "kto"] = Field("dpo", description="`dpo` on the pairs, `kto` on the same data as labelled rows.")
     beta: float = Field(0.1, gt=0, description="How far the policy may move from the reference.")
     sft_weight: float = Field(0.0, ge=0, description="DPO only: weight of an NLL loss on the chosen turn added to the "
                                                      "preference loss (RPO), so training cannot make the chosen turn less "

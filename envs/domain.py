@@ -80,7 +80,7 @@ class Domain(ABC):
         return Scenario(domain=self.name, task_id=task_id, instruction=self.instruction(task_id), persona=persona)
 
     def react_system(self, style: str) -> str:
-        guidance = self.react_guidance if style == "react" else ""
+        guidance = self.react_guidance if style == "full" else ""
         return react.system_prompt(self.instructions(style), self.tool_schemas(), style, guidance)
 
     def customer_view(self, scenario: Scenario, visible: list[Message]) -> list[Message]:

@@ -73,7 +73,7 @@ def held_out(cfg: PipelineConfig) -> str:
     if cfg.source == "imagine":
         return "nothing: imagined tasks have no environment to evaluate in"
     trials = f" x {cfg.evaluation.trials} trials" if cfg.evaluation.trials > 1 else ""
-    return f"{domain(cfg.evaluation.benchmark).title} {cfg.evaluation.split}, {cfg.evaluation.n_tasks} held-out tasks{trials}"
+    return f"{domain(cfg.benchmark).title} {cfg.evaluation.split}, {cfg.evaluation.n_tasks} held-out tasks{trials}"
 
 
 def source_stage(cfg: PipelineConfig, agent: ModelConfig, draw: int, tag: str = "") -> tuple[str, str, bool]:
@@ -94,7 +94,8 @@ def source_stage(cfg: PipelineConfig, agent: ModelConfig, draw: int, tag: str = 
 
 
 def train_round(cfg: PipelineConfig, kept: list[Path], tag: str = "") -> dict[str, Adapter]:
-    """SFT from the base on every SFT row kept so far, then the preference step on every pair kept so far."""
+    """SFT from the base on every SFT row kept so far, then the preference step on every pair kept so far (or online
+    RL from the SFT model)."""
     logger = get_run_logger()
     adapters: dict[str, Adapter] = {}
     sft_rows = kept_so_far(kept, "sft")
@@ -102,7 +103,7 @@ def train_round(cfg: PipelineConfig, kept: list[Path], tag: str = "") -> dict[st
         adapters["sft"] = sft.with_options(flow_run_name=f"{tag}sft")(cfg.sft, cfg.agent, str(sft_rows))
     else:
         logger.warning("no SFT rows survived curation: %sSFT skipped", tag)
-    if cfg.preference.method == "grpo":
+    if cfg.online_rl:
         start = adapters.get("sft")
         rl_cfg = cfg.stage("rl", agent=cfg.agent.model_copy(update={"adapter": start.path if start else None}))
         adapters["grpo"] = rl.with_options(flow_run_name=f"{tag}grpo")(rl_cfg)
@@ -127,9 +128,10 @@ class Round(BaseModel):
     harvest: dict[str, int]  # dialogues, kept, SFT rows and preference rows kept
     stages: dict[str, str]  # stage -> "ran" or "cached"
 
-    def final(self, method: str) -> Adapter | None:
-        """The round's model: the preference step's adapter, else SFT's, else none (the policy stays as it was)."""
-        return self.adapters.get(method) or self.adapters.get("sft")
+    def final(self) -> Adapter | None:
+        """The round's model: the step after SFT's (preference or online RL), else SFT's, else none (the policy stays
+        as it was)."""
+        return next((a for kind, a in self.adapters.items() if kind != "sft"), None) or self.adapters.get("sft")
 
 
 def self_training_round(cfg: PipelineConfig, policy: ModelConfig, k: int, earlier: list["Round"]) -> Round:
@@ -156,13 +158,13 @@ def pipeline(cfg: PipelineConfig = PipelineConfig()) -> PipelineReport:
     policy = cfg.agent
     for k in range(cfg.rounds):
         rounds.append(self_training_round(cfg, policy, k, rounds))
-        if final := rounds[-1].final(cfg.preference.method):
+        if final := rounds[-1].final():
             policy = cfg.agent.model_copy(update={"adapter": final.path})
 
     # one round: base, SFT and the preference step; several: base and each round's model
     evaluated: dict[str, Adapter | None] = {"base": None}
     for r in rounds:
-        final = r.final(cfg.preference.method)
+        final = r.final()
         evaluated.update(r.adapters if cfg.rounds == 1 else {r.tag.strip(): final} if final else {})
     if cfg.source == "imagine":
         evaluated = {}

@@ -20,7 +20,7 @@ COMMANDS = ("PLAN", "APICALL", "SPEAK")
 MARKERS = (*COMMANDS, END, APIRETURN)  # the format's own words: a model must write them exactly
 _COMMAND = re.compile(rf"\b({'|'.join(COMMANDS)})\b")
 
-PromptStyle = Literal["react", "compact"]
+PromptStyle = Literal["full", "compact"]
 
 _COMMANDS_PROMPT = """
 
@@ -33,8 +33,8 @@ Every reply is one PLAN followed by exactly one action, each ended by {end}:
 
 
 def system_prompt(instructions: str, tool_schemas: list[dict[str, Any]], style: PromptStyle, guidance: str = "") -> str:
-    """The domain's instructions, then the format. `react`: the commands, the domain's `guidance` (rules, an
-    example) and JSON schemas, for API models; `compact`: signatures only, for tiny models with a short context."""
+    """The domain's instructions, then the format. `full`: the commands, the domain's `guidance` (rules, an
+    example) and JSON schemas, for API models; `compact`: signatures only, for small models with a short context."""
     if style == "compact":
         signatures = "\n".join(_signature(t) for t in tool_schemas)
         return f"{instructions} Reply PLAN then APICALL {{json}} or SPEAK text.\nAPIs:\n{signatures}"

@@ -77,14 +77,6 @@ def policy_gradient_step(model, optimizer, turns: Sequence[Turn], pad_id: int, b
     return StepStats(total_loss, total_kl, len(turns), tokens)
 
 
-def completion_log_prob(model, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> float:
-    """log p(completion | prompt) under `model`: what a test or a report reads to see a behaviour grow likelier."""
-    turn = Turn(tuple(prompt_ids), tuple(completion_ids), 0.0)
-    ids, mask, targets = _pack([turn], 0, next(model.parameters()).device)
-    with torch.no_grad():
-        return (_token_log_probs(model, ids, mask, targets.shape[1]) * targets).sum().item()
-
-
 def _pack(turns: Sequence[Turn], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded prompt + completion rows, their attention mask, and a mask that is 1 exactly where a
     completion token is predicted, over the last positions only: no row predicts a completion token earlier."""

@@ -187,8 +187,6 @@ def train_preferences(base: str, sft_adapter: Path | None, data: datasets.Datase
     """DPO on (prompt, chosen, rejected) rows or KTO on (prompt, completion, label) rows, continuing the SFT
     adapter (trl keeps a frozen copy as the reference); without one, a new LoRA against the base. A fully
     fine-tuned SFT model is the starting point itself; with `full_finetune` every weight trains."""
-    if cfg.method == "grpo":
-        raise ConfigError("method=grpo is online RL, not training on pairs: run `selftrain rl` (or the pipeline)")
     on = device()
     parent_full = sft_adapter is not None and is_full_model(sft_adapter)
     start = str(sft_adapter) if parent_full else base

@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from core.config import SCRIPT, ModelConfig, PersonaConfig, RunFolders, RunnerConfig, SamplingConfig, UserConfig
+from core.config import SCRIPT, Config, ModelConfig, PersonaConfig, RunFolders, RunnerConfig, SamplingConfig, UserConfig
 from envs.registry import SPLITS
 
 
-class RolePlayConfig(RunFolders):
-    """An agent and a user simulator talking on a benchmark's tasks: what evaluation and simulation share."""
+class RolePlayConfig(Config):
+    """An agent and a user simulator talking on a benchmark's tasks: what evaluation, simulation and online RL share."""
 
     benchmark: Literal["toolwoz", "retail", "airline"] = Field(
         "toolwoz", description="ToolWOZ (MultiWOZ as tool use), or tau-bench's retail or airline domain.")
@@ -22,10 +22,9 @@ class RolePlayConfig(RunFolders):
     agent_format: Literal["react", "tools"] = Field(
         "react", description="`react`: PLAN / APICALL / SPEAK text; `tools`: function calling (OpenAI tool schemas, "
                              "native `tools` with an openai: agent, <tool_call> JSON for local models).")
-    agent_prompt: Literal["react", "compact"] = Field(
-        "compact", description="`react`: full instructions (tau-bench: the policy) and tool schemas (large models); "
-                               "`compact`: a line and tool signatures (tiny models with a short context)."
-    )
+    agent_prompt: Literal["full", "compact"] = Field(
+        "compact", description="`full`: the whole instructions (tau-bench: the policy) and tool schemas (large models); "
+                               "`compact`: a line and tool signatures (small models with a short context).")
     constrained: bool = Field(
         False, description="Hold a local agent's replies to its format (structured generation, llguidance): the "
                            "format's markers, and every call's JSON to one tool's schema, so it only chooses values.")
@@ -37,9 +36,6 @@ class RolePlayConfig(RunFolders):
         15, gt=0, description="No user turn once this many messages are visible; the agent still answers the last one (as in JOSH)."
     )
     max_agent_steps: int = Field(3, gt=0, description="Agent generations per turn before retries are exhausted.")
-    shard_size: int = Field(100, gt=0, description="Tasks per cached shard: a rerun redoes only unfinished shards.")
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shards run (results are the same).")
-    run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
 
     @model_validator(mode="after")
     def _split_exists(self) -> "RolePlayConfig":
@@ -51,14 +47,22 @@ class RolePlayConfig(RunFolders):
         return self
 
 
-class EvalConfig(RolePlayConfig):
+class ShardedRolePlay(RolePlayConfig, RunFolders):
+    """Role-play whose conversations run in cached shards, written to a run folder: evaluation and JOSH."""
+
+    shard_size: int = Field(100, gt=0, description="Tasks per cached shard: a rerun redoes only unfinished shards.")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where the shards run (results are the same).")
+    run_name: str | None = Field(None, description="Run folder name; default: derived from the config fingerprint.")
+
+
+class EvalConfig(ShardedRolePlay):
     """Evaluate an agent against a user simulator on a slice of a benchmark split."""
 
     trials: int = Field(1, gt=0, description="Conversations per task, each with the next sampling seed; reported as "
                                              "pass^k for k = 1..trials (every one of k trials succeeds).")
 
 
-class SimulateConfig(RolePlayConfig):
+class SimulateConfig(ShardedRolePlay):
     """JOSH role-play on training tasks with personas, harvested into SFT and preference datasets."""
 
     split: Literal["train", "val", "test"] = "train"

@@ -41,7 +41,7 @@ class RLReport(BaseModel):
 
 def rl_fingerprint(cfg: RLConfig, task_ids: list[str]) -> str:
     """The agent (its adapter, the starting point, by content), the customer, the settings, the tasks and the code."""
-    settings = cfg.model_dump(exclude={"runs_dir", "run_name", "runner", "shard_size", "agent", "user"})
+    settings = cfg.model_dump(exclude={"agent", "user"})
     return stable_hash("rl", model_fingerprint(cfg.agent), user_fingerprint(cfg.user), settings, task_ids,
                        domain(cfg.benchmark).data_version(), code_fingerprint(__name__))
 

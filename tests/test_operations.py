@@ -16,6 +16,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
     TaskRunFilter,
     TaskRunFilterFlowRunId,
 )
@@ -26,6 +28,13 @@ from roleplay.config import EvalConfig
 from core.errors import ConfigError
 from flows.evaluate import evaluate
 from models.embedded import build_random_model
+
+
+def run_logs(flow_run_id) -> list[str]:
+    """A flow run's log messages, oldest first: what a failed run said."""
+    with ops.client(ops.api_url()) as api:
+        logs = api.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [log.message for log in sorted(logs, key=lambda log: log.timestamp)]
 
 
 def _free_port() -> int:
@@ -74,7 +83,7 @@ def test_the_nightly_pipeline_is_scheduled_on_a_fresh_server(server):
 
 def test_a_deployed_run_takes_overrides_caches_like_the_cli_and_fails_with_its_reason(server, small):
     first = ops.trigger("evaluate-embedded", small, wait=True, timeout_s=600)
-    assert first.state.type.value == "COMPLETED", ops.run_logs(first.id)[-5:]
+    assert first.state.type.value == "COMPLETED", run_logs(first.id)[-5:]
     with ops.client(server) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[first.id])))
     assert {"evaluation-metrics", "evaluation-summary"} <= {a.key for a in artifacts}
@@ -95,7 +104,7 @@ def test_a_deployed_run_takes_overrides_caches_like_the_cli_and_fails_with_its_r
     assert broken.state.type.value == "FAILED"
     deadline = time.monotonic() + 60  # the run's last log lines reach the server after its state does
     while not (said := any("/no/such/model" in line and "neither an existing path" in line
-                           for line in ops.run_logs(broken.id))) and time.monotonic() < deadline:
+                           for line in run_logs(broken.id))) and time.monotonic() < deadline:
         time.sleep(1)
     assert said
 

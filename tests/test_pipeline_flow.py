@@ -21,7 +21,7 @@ from prefect.settings import PREFECT_API_URL
 from safetensors.torch import load_file
 
 from cli.main import main
-from core.config import build_config
+from core.config import build_config, knobs
 from flows.pipeline_config import PipelineConfig
 from core.errors import ConfigError
 from flows.pipeline import REPORT, PipelineReport, pipeline
@@ -35,7 +35,7 @@ TINY = ["source=josh-trees", "sft.max_steps=3", "sft.save_steps=1", "sft.batch_s
         "evaluation.n_tasks=2", "evaluation.shard_size=1", "evaluation.max_messages=3",
         "evaluation.agent_sampling.max_new_tokens=12", "evaluation.user_sampling.max_new_tokens=12"]
 
-RL = ["preference.method=grpo", "rl.n_tasks=2", "rl.steps=1", "rl.tasks_per_step=2", "rl.group_size=2",
+RL = ["online_rl=true", "rl.n_tasks=2", "rl.steps=1", "rl.tasks_per_step=2", "rl.group_size=2",
       "rl.max_messages=3", "rl.agent_sampling.max_new_tokens=12"]
 
 
@@ -148,9 +148,18 @@ def _rows(folder: Path) -> list[dict]:
     return datasets.load_from_disk(str(folder)).to_list()
 
 
-def test_roles_are_set_once_for_every_stage():
-    with pytest.raises(ConfigError, match="set agent.\\* at the top level, not evaluation.agent"):
+def test_what_every_stage_shares_is_set_once():
+    with pytest.raises(ConfigError, match="set agent at the top level, not evaluation.agent"):
         build_config(PipelineConfig, "pipeline", ["evaluation.agent.spec=embedded"])
+    with pytest.raises(ConfigError, match="set benchmark at the top level, not simulate.benchmark"):
+        build_config(PipelineConfig, "pipeline", ["simulate.benchmark=retail"])
+    cfg = build_config(PipelineConfig, "retail", ["agent_prompt=full", "agent_format=tools"])
+    for stage in ("simulate", "rl", "evaluation"):  # every stage runs with the pipeline's benchmark, format and prompt
+        run = cfg.stage(stage)
+        assert (run.benchmark, run.agent_format, run.agent_prompt, run.agent) == ("retail", "tools", "full", cfg.agent)
+    keys = [line.split(" ")[0] for line in knobs(PipelineConfig)]
+    assert "benchmark" in keys and not [k for k in keys if k.endswith((".benchmark", ".agent_prompt", ".agent_format"))]
+    assert not [k for k in keys if k.startswith("rl.") and k.endswith(("runner.kind", "shard_size", "run_name"))]
 
 
 def test_rounds_simulate_new_tasks_and_one_more_round_runs_only_itself(prefect_server, tmp_path_factory):

@@ -13,9 +13,16 @@ from core.config import ModelConfig, SamplingConfig
 from core.types import Message
 from models.embedded import build_random_model
 from models.hf_backend import HFChatModel
-from models.policy_gradient import Turn, completion_log_prob, group_advantages, policy_gradient_step
+from models.policy_gradient import Turn, _pack, _token_log_probs, group_advantages, policy_gradient_step
 
 PROMPT = [Message(role="system", content="Book a table."), Message(role="user", content="Which tool do you call?")]
+
+
+def completion_log_prob(model, prompt_ids, completion_ids) -> float:
+    """log p(completion | prompt) under `model`: what shows a behaviour growing likelier."""
+    ids, mask, targets = _pack([Turn(tuple(prompt_ids), tuple(completion_ids), 0.0)], 0, next(model.parameters()).device)
+    with torch.no_grad():
+        return (_token_log_probs(model, ids, mask, targets.shape[1]) * targets).sum().item()
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def test_tool_results_are_shown_flat_with_every_fact_and_errors_as_they_are():
 
 def test_prompts_list_every_tool(toolwoz):
     names = [t["function"]["name"] for t in toolwoz.tool_schemas]
-    for style in ("react", "compact"):
+    for style in ("full", "compact"):
         prompt = domain("toolwoz").react_system(style)
         assert all(n in prompt for n in names)
-    assert len(domain("toolwoz").react_system("compact")) < len(domain("toolwoz").react_system("react")) / 4
+    assert len(domain("toolwoz").react_system("compact")) < len(domain("toolwoz").react_system("full")) / 4

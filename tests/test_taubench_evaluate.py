@@ -67,7 +67,7 @@ def test_an_openai_agent_calls_retail_tools_natively_and_reads_malformed_calls_a
 
     server = ChatServer(reply=reply)
     try:
-        cfg = build_config(EvalConfig, "embedded", [*SMALL, "n_tasks=1", "agent_format=tools", "agent_prompt=react",
+        cfg = build_config(EvalConfig, "embedded", [*SMALL, "n_tasks=1", "agent_format=tools", "agent_prompt=full",
                                                     "agent.spec=openai:tiny",
                                                     f"agent.base_url={server.url}", f"user.spec=hf:{tiny}",
                                                     f"runs_dir={tmp_path}"])

@@ -16,7 +16,6 @@ from typing import Any
 
 from core.fingerprint import code_fingerprint, stable_hash
 from core.paths import cache_dir, write_atomically
-from core.records import read_jsonl
 from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
 from envs.toolwoz.data import (
     DOMAINS,
@@ -114,6 +113,3 @@ def corpus_file(data: ToolWOZData, split: Split = "train", limit: int | None = N
 def corpus_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
-
-def load_corpus(data: ToolWOZData, split: Split = "train", limit: int | None = None) -> list[Dialogue]:
-    return read_jsonl(corpus_file(data, split, limit))
