@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from core.config import AGENDA, ImagineConfig, ModelConfig, PreferenceConfig, RunFolders, SelfTalkConfig, SFTConfig, UserConfig
-from roleplay.config import EvalConfig, RLConfig, SimulateConfig
+from roleplay.config import AgentFormatName, AgentPrompt, Benchmark, EvalConfig, RLConfig, SimulateConfig
 
 
 class PipelineConfig(RunFolders):
@@ -23,14 +23,9 @@ class PipelineConfig(RunFolders):
                                 "`imagine`: the imagination engine on a task description (no environment: not evaluated).")
     agent: ModelConfig = Field(default_factory=ModelConfig, description="The base model: simulates, is trained, is evaluated.")
     user: UserConfig = Field(default_factory=lambda: UserConfig(spec=AGENDA), description="Who plays the customer.")
-    benchmark: Literal["toolwoz", "retail", "airline"] = Field(
-        "toolwoz", description="Where the agent is trained and evaluated: ToolWOZ, or tau-bench's retail or airline domain.")
-    agent_format: Literal["react", "tools"] = Field(
-        "react", description="How the agent writes, in training and evaluation alike: `react` (PLAN / APICALL / SPEAK "
-                             "text) or `tools` (function calling).")
-    agent_prompt: Literal["full", "compact"] = Field(
-        "compact", description="`full`: the whole instructions and tool schemas (large models); `compact`: a line and "
-                               "tool signatures (small models with a short context).")
+    benchmark: Benchmark = "toolwoz"
+    agent_format: AgentFormatName = "react"
+    agent_prompt: AgentPrompt = "compact"
     simulate: SimulateConfig = Field(default_factory=SimulateConfig, description="JOSH settings.")
     selftalk: SelfTalkConfig = Field(default_factory=SelfTalkConfig, description="Self-talk settings.")
     imagine: ImagineConfig = Field(default_factory=ImagineConfig, description="Imagination engine settings (its own model).")

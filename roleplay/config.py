@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -10,21 +10,27 @@ from core.config import SCRIPT, Config, ModelConfig, PersonaConfig, RunFolders, 
 from envs.registry import SPLITS
 
 
+# Where and how the agent plays: declared once, for role-play stages and for the pipeline that sets them for all.
+Benchmark = Annotated[Literal["toolwoz", "retail", "airline"], Field(
+    description="ToolWOZ (MultiWOZ as tool use), or tau-bench's retail or airline domain.")]
+AgentFormatName = Annotated[Literal["react", "tools"], Field(
+    description="`react`: PLAN / APICALL / SPEAK text; `tools`: function calling (OpenAI tool schemas, native `tools` "
+                "with an openai: agent, <tool_call> JSON for local models).")]
+AgentPrompt = Annotated[Literal["full", "compact"], Field(
+    description="`full`: the whole instructions (tau-bench: the policy) and tool schemas (large models); `compact`: a "
+                "line and tool signatures (small models with a short context).")]
+
+
 class RolePlayConfig(Config):
     """An agent and a user simulator talking on a benchmark's tasks: what evaluation, simulation and online RL share."""
 
-    benchmark: Literal["toolwoz", "retail", "airline"] = Field(
-        "toolwoz", description="ToolWOZ (MultiWOZ as tool use), or tau-bench's retail or airline domain.")
+    benchmark: Benchmark = "toolwoz"
     agent: ModelConfig = Field(default_factory=ModelConfig)
     user: UserConfig = Field(default_factory=UserConfig)
     agent_sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=64))
-    agent_format: Literal["react", "tools"] = Field(
-        "react", description="`react`: PLAN / APICALL / SPEAK text; `tools`: function calling (OpenAI tool schemas, "
-                             "native `tools` with an openai: agent, <tool_call> JSON for local models).")
-    agent_prompt: Literal["full", "compact"] = Field(
-        "compact", description="`full`: the whole instructions (tau-bench: the policy) and tool schemas (large models); "
-                               "`compact`: a line and tool signatures (small models with a short context).")
+    agent_format: AgentFormatName = "react"
+    agent_prompt: AgentPrompt = "compact"
     constrained: bool = Field(
         False, description="Hold a local agent's replies to its format (structured generation, llguidance): the "
                            "format's markers, and every call's JSON to one tool's schema, so it only chooses values.")
