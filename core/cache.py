@@ -1,5 +1,6 @@
 """What the project keeps on disk, listed and pruned: models, trained adapters and RL policies, the training sets
-that self-training rounds put together, run folders, and Prefect's stored task results.
+that self-training rounds put together, ToolWOZ's parsed data and transcripts, run folders, and Prefect's stored
+task results.
 
 A stage whose result is a folder (a model, an adapter, a dataset, imported trees) keeps it under a name
 made of its fingerprint, built by `build_once`: the folder is the cache, a run that finds it touches it,
@@ -23,7 +24,8 @@ from pathlib import Path
 from core.errors import ConfigError
 from core.paths import cache_dir, state_dir
 
-KINDS = ("models", "adapters", "datasets", "runs", "results")
+KINDS = ("models", "adapters", "datasets", "toolwoz", "runs", "results")
+FILE_KINDS = ("toolwoz", "results")  # an entry is a file: ToolWOZ parsed from josh-train, a stored task result
 DAY_S = 86400
 
 
@@ -49,11 +51,11 @@ def _size(path: Path) -> int:
 
 
 def _kept(kind: str, runs_dir: Path) -> list[Path]:
-    """The entries of a kind: folders (stored results: files, one per cache key)."""
+    """The entries of a kind: folders, or files for `FILE_KINDS`."""
     parent = {"runs": runs_dir, "results": results_dir()}.get(kind, cache_dir() / kind)
     if not parent.is_dir():
         return []
-    return sorted(p for p in parent.glob("*") if not p.name.startswith(".") and (p.is_file() if kind == "results" else p.is_dir()))
+    return sorted(p for p in parent.glob("*") if not p.name.startswith(".") and (p.is_file() if kind in FILE_KINDS else p.is_dir()))
 
 
 def entries(runs_dir: str | Path = "runs", kinds: tuple[str, ...] = KINDS) -> list[Entry]:
@@ -73,7 +75,7 @@ def prune(older_than_days: float, runs_dir: str | Path = "runs", kinds: tuple[st
 
 
 def touch(path: Path) -> None:
-    """Mark a cached folder as used now."""
+    """Mark a cached folder or file as used now."""
     path.touch(exist_ok=True)
 
 

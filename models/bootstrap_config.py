@@ -26,10 +26,6 @@ class BootstrapConfig(StrictModel):
     intermediate: int = Field(512, description="MLP size (a multiple of 128, for 4-bit).")
     block_size: int = Field(512, gt=0, description="Training window and context length in tokens.")
     carry_tokens: int = Field(32, ge=0, description="Context carried from one training window of a dialogue to the next.")
-    user_view_share: float = Field(
-        0.0, ge=0, le=1,
-        description="Share of dialogues also taught from the customer's side (0: agent only; the agenda user plays the customer).",
-    )
     batch_size: int = Field(4, gt=0)
     lr: float = Field(2e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay over the token budget).")
     warmup_steps: int = Field(30, ge=0)

@@ -1,12 +1,9 @@
 """Train the embedded model from scratch: one short file, every knob in `BootstrapConfig`.
 
-One tiny Llama plays both roles through its chat template: agent examples are the agent's
-view of a dialogue (tools in the system prompt, tool results as APIRETURN turns), user
-examples the simulator's view (goal in the system prompt, roles flipped) for a share of the
-dialogues (`user_view_share`: exact calls need the most data). The loss covers every spoken
-turn and call of both parties, not the system prompt or tool results: on a CPU the forward
-pass is the cost, and each extra target token is signal for free (the same model plays the
-customer). Training stops when the token budget is spent: what the model learns depends
+Each example is the agent's view of a human dialogue (tools in the system prompt, tool results
+as APIRETURN turns). The loss covers every spoken turn and call of both parties, not the system
+prompt or tool results: on a CPU the forward pass is the cost, and each extra target token is
+signal for free. Training stops when the token budget is spent: what the model learns depends
 on the tokens it saw, not on how fast a shared machine happened to be (a GPU spends the
 same budget in about a minute, 2 shared CPU cores in about 45). A wall-clock cap is only a safety.
 """
@@ -27,7 +24,7 @@ from tqdm.auto import tqdm
 from core.errors import ConfigError
 from core.types import Dialogue, Message
 from envs.toolwoz import prompts
-from formats import react, user_sim
+from formats import react
 from models.bootstrap_config import BootstrapConfig
 from models.tokenizer import build_tokenizer, cased_words
 
@@ -48,27 +45,9 @@ class TrainReport:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
-def training_views(dialogue: Dialogue, tool_schemas: list[dict]) -> list[list[Message]]:
-    """The two conversations one dialogue teaches: the agent's side and the customer's side (the goal prompt)."""
-    system = react.system_prompt(prompts.COMPACT_INSTRUCTIONS, tool_schemas, "compact")
-    agent = react.agent_view(system, list(dialogue.messages))
-    visible = [
-        Message(role="assistant", content=react.parse_action(m.content).speak) if m.role == "assistant" else m
-        for m in dialogue.messages
-        if m.role == "user" or (m.role == "assistant" and react.parse_action(m.content).speak is not None)
-    ]
-    return [agent, user_sim.user_view(dialogue.scenario, visible, prompts.AGENT_TITLE)]
-
-
-def training_set(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: BootstrapConfig) -> list[list[Message]]:
-    """Every dialogue's agent view, and the customer's view for a seeded share of them.
-
-    The customer's side is easier to learn (and is also learned from the agent views, where
-    its turns are targets too), while exact calls need many agent dialogues.
-    """
-    rng = random.Random(cfg.seed)
-    return [view for d in dialogues for k, view in enumerate(training_views(d, tool_schemas))
-            if k == 0 or rng.random() < cfg.user_view_share]
+def agent_view(dialogue: Dialogue, tool_schemas: list[dict]) -> list[Message]:
+    """The conversation one dialogue teaches: the agent's side (compact prompt, ReAct format), the customer's turns included."""
+    return react.agent_view(react.system_prompt(prompts.COMPACT_INSTRUCTIONS, tool_schemas, "compact"), list(dialogue.messages))
 
 
 def is_target(message: Message) -> bool:
@@ -265,7 +244,7 @@ def train(model, tokenizer, windows, cfg: BootstrapConfig, log_every: int = 20) 
 def train_embedded(dialogues: list[Dialogue], tool_schemas: list[dict], cfg: BootstrapConfig, out: Path) -> TrainReport:
     """Tokenizer, model and training from scratch; saves a standard Hugging Face model dir at `out`."""
 
-    views = training_set(dialogues, tool_schemas, cfg)
+    views = [agent_view(d, tool_schemas) for d in dialogues]
     texts = (m.content for view in views for m in view)
     tokenizer = build_tokenizer(cfg.block_size, texts=texts, vocab_size=cfg.vocab_size, keep_case=cased_words(tool_schemas))
     windows = [w for view in views for w in encode_windows(tokenizer, view, cfg.block_size, cfg.carry_tokens)]

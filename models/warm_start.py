@@ -51,10 +51,10 @@ def transcript_rows(cfg: WarmStartConfig) -> list[dict]:
     from core.records import read_jsonl
     from envs.toolwoz.data import load_toolwoz
     from envs.toolwoz.transcripts import corpus_file
-    from models.pretrain import training_views
+    from models.pretrain import agent_view
 
     data = load_toolwoz()
-    return [{"messages": [{"role": m.role, "content": m.content} for m in training_views(d, data.tool_schemas)[0]]}
+    return [{"messages": [{"role": m.role, "content": m.content} for m in agent_view(d, data.tool_schemas)]}
             for d in read_jsonl(corpus_file(data, "train", cfg.max_dialogues))]
 
 

@@ -58,3 +58,21 @@ def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys, monkeyp
 def test_an_unknown_kind_is_named():
     with pytest.raises(ConfigError, match="unknown kind checkpoints"):
         cache.entries(kinds=("checkpoints",))
+
+
+def test_toolwoz_data_that_a_run_reads_counts_as_used(tmp_path, monkeypatch, toolwoz):
+    from envs.toolwoz import data
+
+    parsed = data._cache_path().read_bytes()  # the session's, built by the fixture
+    monkeypatch.setenv("SELFTRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    stale = _stored(data._cache_path(), 40)
+    stale.write_bytes(parsed)
+    os.utime(stale, (time.time() - 40 * cache.DAY_S,) * 2)
+    (entry,) = cache.entries(kinds=("toolwoz",))
+    assert entry.path == stale and entry.age_days > 39
+    data.load_toolwoz.cache_clear()
+    try:
+        assert data.load_toolwoz().tasks.keys() == toolwoz.tasks.keys()  # read back, not rebuilt
+    finally:
+        data.load_toolwoz.cache_clear()
+    assert cache.prune(30, kinds=("toolwoz",)) == []

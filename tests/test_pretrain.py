@@ -10,7 +10,7 @@ from models.loading import load_model
 from models.embedded import embedded_model_dir
 from models.tokenizer import build_tokenizer, cased_words
 from envs.registry import domain
-from models.pretrain import IGNORE, _collate, _loss, build_model, encode_windows, train, training_set, training_views
+from models.pretrain import IGNORE, _collate, _loss, build_model, agent_view, encode_windows, train
 from formats.react import parse_action
 
 TINY = BootstrapConfig(max_steps=40, max_dialogues=40, vocab_size=512, hidden=128, layers=2, heads=2,
@@ -24,7 +24,7 @@ def corpus(toolwoz):
 
 @pytest.fixture(scope="module")
 def views(corpus, toolwoz):
-    return [v for d in corpus for v in training_views(d, toolwoz.tool_schemas)]
+    return [agent_view(d, toolwoz.tool_schemas) for d in corpus]
 
 
 @pytest.fixture(scope="module")
@@ -33,27 +33,12 @@ def tokenizer(views, toolwoz):  # as train_embedded builds it
                            keep_case=cased_words(toolwoz.tool_schemas))
 
 
-def test_two_views_per_dialogue_agent_with_tools_user_with_goal(corpus, views):
-    agent, user = views[0], views[1]
-    assert "search_restaurant(" in agent[0].content and corpus[0].scenario.instruction in user[0].content
+def test_a_dialogue_teaches_the_agent_its_tools_calls_and_the_customers_words(corpus, views):
+    agent = views[0]
+    assert "search_restaurant(" in agent[0].content
     assert any(m.content.startswith("APICALL") for m in agent if m.role == "assistant")
-    assert all(not m.content.startswith(("APICALL", "SPEAK")) for m in user)  # the customer sees speech only
-    assert [m.role for m in user[1:3]] == ["assistant", "user"]  # roles flipped: the simulator speaks first
-    toolwoz_domain = domain("toolwoz")  # trained on the very prompts the domain gives the agent and a model customer
-    assert agent[0].content == toolwoz_domain.react_system("compact")
-    assert user[0] == toolwoz_domain.customer_view(corpus[0].scenario, [])[0]
-
-
-def test_every_agent_view_and_a_seeded_share_of_customer_views(corpus, toolwoz):
-    def kinds(share, seed=0):
-        cfg = TINY.model_copy(update={"user_view_share": share, "seed": seed})
-        return ["agent" if "search_restaurant(" in v[0].content else "user" for v in training_set(corpus, toolwoz.tool_schemas, cfg)]
-
-    assert kinds(0.0) == ["agent"] * len(corpus)
-    assert kinds(1.0) == ["agent", "user"] * len(corpus)
-    some = kinds(0.5)
-    assert some.count("agent") == len(corpus) and 0 < some.count("user") < len(corpus)
-    assert kinds(0.5) == some != kinds(0.5, seed=1)
+    assert [m.content for m in agent if m.role == "user"][0] == next(m.content for m in corpus[0].messages if m.role == "user")
+    assert agent[0].content == domain("toolwoz").react_system("compact")  # the very prompt the domain gives the agent
 
 
 def test_a_call_copies_the_customers_words_token_for_token_and_decodes_to_the_same_json(tokenizer):
@@ -73,7 +58,7 @@ def _contains(ids, part):
 
 
 def test_windows_match_the_chat_template_and_train_on_turns_not_prompt_or_tool_results(views, tokenizer):
-    short = views[1][:4]
+    short = views[1][:3]  # system prompt, customer, agent
     (ids, labels), = encode_windows(tokenizer, short, block=10_000, carry=0)
     chat = [{"role": m.role, "content": m.content} for m in short]
     assert ids == tokenizer.apply_chat_template(chat, tokenize=True, return_dict=False)
@@ -124,7 +109,7 @@ def test_too_small_a_window_is_a_config_error(corpus, toolwoz):
 
 
 def test_a_batch_computes_its_shared_system_prompt_once_with_the_librarys_loss_and_gradients(views, tokenizer):
-    agent_windows = [w for v in views[::2] for w in encode_windows(tokenizer, v, TINY.block_size, TINY.carry_tokens)]
+    agent_windows = [w for v in views for w in encode_windows(tokenizer, v, TINY.block_size, TINY.carry_tokens)]
     system = tokenizer.apply_chat_template([{"role": "system", "content": views[0][0].content}], tokenize=True,
                                            return_dict=False)
     model = build_model(TINY, tokenizer)
