@@ -56,7 +56,8 @@ class Domain(ABC):
         """What the customer is after (the user simulator's goal)."""
 
     @abstractmethod
-    def env(self, task_id: str) -> Environment: ...
+    def env(self, task_id: str, rule: str | None = None) -> Environment:
+        """A fresh episode of the task, scored by the reward `rule` (None: the domain's default; only tau-bench v1 has two)."""
 
     @abstractmethod
     def tool_schemas(self) -> list[dict[str, Any]]: ...
@@ -66,8 +67,12 @@ class Domain(ABC):
         """The agent's system prompt before the format's own: `compact` for tiny models with a short context."""
 
     @abstractmethod
-    def oracle_reward(self, task_id: str) -> float:
+    def oracle_reward(self, task_id: str, rule: str | None = None) -> float:
         """What replaying the ground truth scores: the task's ceiling."""
+
+    @abstractmethod
+    def reward_rule(self, rule: str | None = None) -> str:
+        """What the reward checks, as a report says it."""
 
     @abstractmethod
     def data_version(self) -> str: ...

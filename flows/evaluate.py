@@ -41,7 +41,7 @@ def evaluate_shards(configs: list[EvalConfig], shards: list[list[str]],
 def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
     build_models(cfg.agent.spec, cfg.user.spec)  # on first use; a cache hit afterwards
     task_ids = select_tasks(cfg.benchmark, cfg.split, cfg.n_tasks, cfg.seed)
-    oracle = oracle_rewards(cfg.benchmark, cfg.split, return_state=True)
+    oracle = oracle_rewards(cfg.benchmark, cfg.split, cfg.reward_rule, return_state=True)
     agent_fp, user_fp = model_fingerprint(cfg.agent), user_fingerprint(cfg.user)
     fingerprint = simulation_fingerprint(cfg, task_ids, agent_fp, user_fp)
     shards = [task_ids[i : i + cfg.shard_size] for i in range(0, len(task_ids), cfg.shard_size)]

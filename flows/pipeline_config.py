@@ -10,7 +10,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from core.config import AGENDA, ImagineConfig, ModelConfig, PreferenceConfig, RunFolders, SelfTalkConfig, SFTConfig, UserConfig
-from roleplay.config import AgentFormatName, AgentPrompt, Benchmark, EvalConfig, RLConfig, SimulateConfig
+from roleplay.config import (AgentFormatName, AgentPrompt, Benchmark, EvalConfig, RewardRule, RLConfig, SimulateConfig,
+                             check_reward_rule)
 
 
 class PipelineConfig(RunFolders):
@@ -26,6 +27,7 @@ class PipelineConfig(RunFolders):
     benchmark: Benchmark = "toolwoz"
     agent_format: AgentFormatName = "react"
     agent_prompt: AgentPrompt = "compact"
+    reward_rule: RewardRule = None
     simulate: SimulateConfig = Field(default_factory=SimulateConfig, description="JOSH settings.")
     selftalk: SelfTalkConfig = Field(default_factory=SelfTalkConfig, description="Self-talk settings.")
     imagine: ImagineConfig = Field(default_factory=ImagineConfig, description="Imagination engine settings (its own model).")
@@ -42,13 +44,15 @@ class PipelineConfig(RunFolders):
                                              "preference step from the base on everything kept so far; base and each "
                                              "round's model are evaluated (1: base, SFT and the preference step).")
     # set here once for every stage (a stage's own copy is neither listed nor settable)
-    SHARED: ClassVar[tuple[str, ...]] = ("agent", "user", "runs_dir", "benchmark", "agent_format", "agent_prompt")
+    SHARED: ClassVar[tuple[str, ...]] = ("agent", "user", "runs_dir", "benchmark", "agent_format", "agent_prompt",
+                                         "reward_rule")
 
     @model_validator(mode="after")
     def _shared_set_once(self) -> "PipelineConfig":
         for stage in ("simulate", "selftalk", "rl", "evaluation"):
             for key in getattr(self, stage).model_fields_set & set(self.SHARED):
                 raise ValueError(f"set {key} at the top level, not {stage}.{key}: every stage uses the same {key}")
+        check_reward_rule(self.benchmark, self.reward_rule)
         if self.rounds > 1 and self.source != "simulate":
             raise ValueError(f"rounds={self.rounds} needs source=simulate: only JOSH makes new data with each round's model")
         if self.source == "josh-trees" and self.benchmark != "toolwoz":

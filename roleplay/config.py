@@ -16,9 +16,18 @@ Benchmark = Annotated[Literal["toolwoz", "retail", "airline"], Field(
 AgentFormatName = Annotated[Literal["react", "tools"], Field(
     description="`react`: PLAN / APICALL / SPEAK text; `tools`: function calling (OpenAI tool schemas, native `tools` "
                 "with an openai: agent, <tool_call> JSON for local models).")]
+RewardRule = Annotated[Literal["upstream", "2024"] | None, Field(
+    description="tau-bench's reward: `upstream` (the default: the database state and every required output, as "
+                "tau-bench scores today) or `2024` (the outputs alone when a task has any: josh-train's and the JOSH "
+                "paper's rule). ToolWOZ has one rule.")]
 AgentPrompt = Annotated[Literal["full", "compact"], Field(
     description="`full`: the whole instructions (tau-bench: the policy) and tool schemas (large models); `compact`: a "
                 "line and tool signatures (small models with a short context).")]
+
+
+def check_reward_rule(benchmark: str, rule: str | None) -> None:
+    if rule and benchmark not in ("retail", "airline"):
+        raise ValueError(f"reward_rule={rule} is tau-bench's: {benchmark} has one reward")
 
 
 class RolePlayConfig(Config):
@@ -31,6 +40,7 @@ class RolePlayConfig(Config):
     user_sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=64))
     agent_format: AgentFormatName = "react"
     agent_prompt: AgentPrompt = "compact"
+    reward_rule: RewardRule = None
     constrained: bool = Field(
         False, description="Hold a local agent's replies to its format (structured generation, llguidance): the "
                            "format's markers, and every call's JSON to one tool's schema, so it only chooses values.")
@@ -48,6 +58,7 @@ class RolePlayConfig(Config):
         splits = SPLITS[self.benchmark]
         if self.split not in splits:
             raise ValueError(f"{self.benchmark} has no {self.split!r} split (splits: {', '.join(splits)})")
+        check_reward_rule(self.benchmark, self.reward_rule)
         if self.user.spec == SCRIPT:
             raise ValueError(f"user.spec={SCRIPT} is Self-talk's workflow client: a benchmark's customer is a model or agenda")
         return self

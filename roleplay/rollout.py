@@ -226,5 +226,5 @@ def agent_format(domain: Domain, cfg: RolePlayConfig, native: bool | None = None
 
 
 def episode(domain: Domain, scenario: Scenario, fmt: AgentFormat, cfg: RolePlayConfig) -> Episode:
-    return Episode(scenario, domain.env(scenario.task_id), fmt, max_messages=cfg.max_messages,
+    return Episode(scenario, domain.env(scenario.task_id, cfg.reward_rule), fmt, max_messages=cfg.max_messages,
                    max_agent_steps=cfg.max_agent_steps)

@@ -30,12 +30,12 @@ from tasks.run_report import markdown_table, save_datasets
 from roleplay.users import loaded_roles
 
 
-@task(cache_key_fn=lambda _, p: stored_result(stable_hash("oracle", p["bench"], p["split"],
+@task(cache_key_fn=lambda _, p: stored_result(stable_hash("oracle", p["bench"], p["split"], p["rule"],
                                                           domain(p["bench"]).data_version(), code_fingerprint("envs.registry"))))
-def oracle_rewards(bench: str, split: str) -> dict[str, float]:
+def oracle_rewards(bench: str, split: str, rule: str | None = None) -> dict[str, float]:
     """Replay every task's ground truth: the per-task reward ceiling of the split."""
     found = domain(bench)
-    return {i: found.oracle_reward(i) for i in found.task_ids(split)}
+    return {i: found.oracle_reward(i, rule) for i in found.task_ids(split)}
 
 
 def trial_config(cfg: EvalConfig, trial: int) -> EvalConfig:
@@ -49,7 +49,7 @@ def trial_config(cfg: EvalConfig, trial: int) -> EvalConfig:
 def simulation_fingerprint(cfg: RolePlayConfig, task_ids: list[str], agent_fp: str, user_fp: str, trial: int = 0) -> str:
     """Trial t > 0 is a key of its own even without seeds (unseeded sampling: each trial a new draw)."""
     settings = cfg.model_dump(include={"benchmark", "agent_sampling", "user_sampling", "agent_format", "agent_prompt",
-                                       "constrained", "max_messages", "max_agent_steps"})
+                                       "reward_rule", "constrained", "max_messages", "max_agent_steps"})
     bench = domain(cfg.benchmark)
     return stable_hash("simulate", agent_fp, user_fp, settings, task_ids, bench.data_version(),
                        code_fingerprint(__name__), *([trial] if trial else []))
@@ -111,7 +111,7 @@ def publish_report(report: EvalReport, cfg: EvalConfig) -> Path:
     lines = [
         f"# Evaluation: `{cfg.agent.spec}` vs user `{cfg.user.spec}`",
         f"{title} `{cfg.split}`, {len(report.task_ids)} tasks x {report.trials} trials (seed {cfg.seed}); "
-        f"run folder `{report.run_dir}`.",
+        f"run folder `{report.run_dir}`. Reward: {domain(cfg.benchmark).reward_rule(cfg.reward_rule)}.",
         "",
         *markdown_table(["metric", "value"], [(row["metric"], row["value"]) for row in table]),
     ]

@@ -61,8 +61,8 @@ def test_a_ground_truth_action_the_tools_refuse_is_earned_by_making_it():
     assert env.reward().reward == 1.0 and all(env.reward().earned)
 
 
-def test_a_task_with_outputs_is_won_by_saying_them():
-    task = next(t for t in load_tasks("retail", "test") if t.outputs)
+def test_a_task_that_only_asks_for_outputs_is_won_by_saying_them():
+    task = next(t for t in load_tasks("retail", "test") if t.outputs and not any(a.name in WRITES for a in t.actions))
     env = TauEnv(task)
     env.hear("Let me check.")
     assert env.reward().reward == 0.0

@@ -6,11 +6,12 @@ import importlib.metadata
 from collections.abc import Sequence
 from typing import Any
 
-from core.types import Message, Scenario
+from core.types import Message, Scenario, ToolCall
 from envs.domain import Domain, Environment
 from envs.taubench import data as tau_data
 from envs.taubench import user as tau_user
 from envs.taubench.env import TOOLS, TauEnv
+from envs.taubench.reward import RULES, TERMINATE_TOOLS
 from envs.toolwoz.data import DISTRIBUTION
 
 
@@ -31,8 +32,8 @@ class TauBench(Domain):
     def instruction(self, task_id: str) -> str:
         return self._task(task_id).instruction
 
-    def env(self, task_id: str) -> Environment:
-        return TauEnv(self._task(task_id))
+    def env(self, task_id: str, rule: str | None = None) -> TauEnv:
+        return TauEnv(self._task(task_id), rule or "upstream")
 
     def tool_schemas(self) -> list[dict[str, Any]]:
         return [t.schema() for t in TOOLS[self.name].values()]
@@ -42,9 +43,17 @@ class TauBench(Domain):
             return f"You are a {self.name} customer service agent."
         return tau_data.policy(self.name)
 
-    def oracle_reward(self, task_id: str) -> float:
-        """1.0: the reward is defined by the ground truth's replay (tests replay every test task to check it)."""
-        return 1.0
+    def oracle_reward(self, task_id: str, rule: str | None = None) -> float:
+        """The ground truth's actions made and its outputs said, scored as an episode is."""
+        env = self.env(task_id, rule)
+        for action in self._task(task_id).actions:
+            if action.name not in TERMINATE_TOOLS:
+                env.step(ToolCall(name=action.name, arguments=dict(action.kwargs)))
+        env.hear(" ".join(self._task(task_id).outputs))
+        return env.reward().reward
+
+    def reward_rule(self, rule: str | None = None) -> str:
+        return f"{rule or 'upstream'}: {RULES[rule or 'upstream']}"
 
     def data_version(self) -> str:
         return f"{importlib.metadata.version(DISTRIBUTION)}-taubench"

@@ -1,5 +1,5 @@
 """One tau-bench episode: the agent's calls run against a private copy of the domain's database and are scored
-as upstream scores them, plus one flag per ground-truth action for JOSH to collapse on.
+by the rule the run names (`envs/taubench/reward.py`), plus one flag per ground-truth action for JOSH to collapse on.
 
 A JOSH branch forks the episode: the twins share the database until one of them runs a tool that
 writes, which first takes its own copy (a deep copy costs about as much as a whole rollout turn).
@@ -16,7 +16,7 @@ from core.types import ToolCall
 from envs.domain import StepResult, is_error
 from envs.taubench import airline, retail
 from envs.taubench.data import TauTask, fresh_database, state_hash
-from envs.taubench.reward import TERMINATE_TOOLS, TauReward, ground_truth, outputs_said
+from envs.taubench.reward import TERMINATE_TOOLS, TauReward, TauRule, ground_truth, judge
 from envs.taubench.tools import Tool, call
 
 TOOLS: dict[str, dict[str, Tool]] = {"retail": retail.TOOLS, "airline": airline.TOOLS}
@@ -25,7 +25,7 @@ WRITES: dict[str, frozenset[str]] = {"retail": retail.WRITES, "airline": airline
 
 @dataclass(frozen=True)
 class EpisodeReward:
-    reward: float  # upstream's 0 or 1
+    reward: float  # 0 or 1
     earned: tuple[bool, ...]  # per ground-truth action: a call with its name and arguments was accepted (made, for
     # a ground-truth action the tools refuse)
     detail: TauReward
@@ -50,8 +50,8 @@ def _expected(task: TauTask) -> tuple[str, tuple[bool, ...]]:
 
 
 class TauEnv:
-    def __init__(self, task: TauTask):
-        self.task = task
+    def __init__(self, task: TauTask, rule: TauRule = "upstream"):
+        self.task, self.rule = task, rule
         self.tools = TOOLS[task.domain]
         self.db: dict[str, Any] | None = None  # loaded on the first call
         self.shared = False  # the db is also a twin's: copy before writing
@@ -82,14 +82,13 @@ class TauEnv:
 
     def reward(self) -> EpisodeReward:
         if self._scored is None:
-            if self.task.outputs:
-                detail = outputs_said(self.task, self.replies)
-            else:
-                now = state_hash(self.db) if self.changed else _fresh_hash(self.task.domain)
-                matches = now == _expected(self.task)[0]
-                detail = TauReward(float(matches), state_matches=matches)
+            detail = judge(self.task, self._state_matches, self.replies, self.rule)
             self._scored = EpisodeReward(detail.reward, self._earned(), detail)
         return self._scored
+
+    def _state_matches(self) -> bool:
+        now = state_hash(self.db) if self.changed else _fresh_hash(self.task.domain)
+        return now == _expected(self.task)[0]
 
     def _earned(self) -> tuple[bool, ...]:
         refused = _expected(self.task)[1]

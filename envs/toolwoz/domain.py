@@ -30,7 +30,7 @@ class ToolWOZ(Domain):
     def instruction(self, task_id: str) -> str:
         return self.data.tasks[task_id].instruction
 
-    def env(self, task_id: str) -> Environment:
+    def env(self, task_id: str, rule: str | None = None) -> Environment:
         return ToolWOZEnv(self.data, self.data.tasks[task_id])
 
     def tool_schemas(self) -> list[dict[str, Any]]:
@@ -39,8 +39,11 @@ class ToolWOZ(Domain):
     def instructions(self, style: str) -> str:
         return prompts.COMPACT_INSTRUCTIONS if style == "compact" else prompts.INSTRUCTIONS
 
-    def oracle_reward(self, task_id: str) -> float:
+    def oracle_reward(self, task_id: str, rule: str | None = None) -> float:
         return oracle_reward(self.data, self.data.tasks[task_id]).reward
+
+    def reward_rule(self, rule: str | None = None) -> str:
+        return "josh-train's ToolWOZ reward: the share of the goal's calls made with the right values"
 
     def data_version(self) -> str:
         return toolwoz_data.data_version()
