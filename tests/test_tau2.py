@@ -1,0 +1,121 @@
+"""τ²-bench through its own package: its tasks and splits, its environment per episode, its evaluators as the reward
+(and a judge-only task reported as not judged), JOSH's forks, and an evaluation with trials on a real Prefect server,
+an `openai:` agent calling τ²'s tools natively (the real openai client against a local HTTP server)."""
+
+import json
+
+import pytest
+
+from core.config import build_config
+from core.types import ToolCall
+from envs.registry import domain
+from envs.tau2 import data
+from flows.evaluate import evaluate
+from models.embedded import build_random_model
+from roleplay.config import EvalConfig
+from chat_server import ChatServer
+
+SMALL = ["benchmark=tau2-retail", "split=test", "n_tasks=2", "max_messages=3", "agent_sampling.max_new_tokens=12"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_random_model(tmp_path_factory.mktemp("model"))
+
+
+def _gold(task):
+    return [ToolCall(name=a.name, arguments=dict(a.arguments)) for a in task.evaluation_criteria.actions or []
+            if a.requestor == "assistant"]
+
+
+def _writes(name: str, call: ToolCall) -> bool:
+    return data.package(name).get_environment().tools.tool_type(call.name).value == "write"
+
+
+@pytest.mark.parametrize("name", ["retail", "airline"])
+def test_tasks_come_from_the_packages_disjoint_splits_and_its_evaluators_judge_them(name):
+    bench = domain(f"tau2-{name}")
+    train, test = bench.task_ids("train"), bench.task_ids("test")
+    assert train and test and not set(train) & set(test)
+    task_id = next(i for i in test if any(_writes(name, c) for c in _gold(bench._task(i))))
+    task = bench._task(task_id)
+    assert bench.oracle_reward(task_id) == 1.0
+    gold = _gold(task)
+    last = max(i for i, c in enumerate(gold) if _writes(name, c))
+    env = bench.env(task_id)
+    for call in gold[:last]:
+        assert env.step(call).ok
+    twin = env.fork()
+    assert twin.env is env.env  # a read-only history is shared
+    for call in gold[last:]:
+        twin.step(call)
+    twin.hear(" ".join(task.evaluation_criteria.communicate_info or []) or "Done.")
+    assert twin.env is not env.env and twin.reward().success and all(twin.reward().earned)
+    assert twin.reward().breakdown.get("DB") == 1.0
+    env.hear(" ".join(task.evaluation_criteria.communicate_info or []) or "Done.")
+    assert env.reward().reward == 0.0 and env.reward().breakdown["DB"] == 0.0  # without its last write
+    assert not env.reward().earned[last]
+
+
+def test_a_fact_left_unsaid_fails_and_a_judge_only_task_is_reported_not_judged():
+    bench = domain("tau2-retail")
+    task_id = next(i for i in bench.task_ids("test") if bench._task(i).evaluation_criteria.communicate_info)
+    task = bench._task(task_id)
+    env = bench.env(task_id)
+    for call in _gold(task):
+        env.step(call)
+    env.hear("All done.")
+    assert env.reward().reward == 0.0 and env.reward().breakdown["COMMUNICATE"] == 0.0
+    from tau2.data_model.tasks import RewardType
+
+    criteria = task.evaluation_criteria.model_copy(update={"reward_basis": [RewardType.NL_ASSERTION]})
+    judged = bench.env(task_id)
+    judged.task = task.model_copy(update={"evaluation_criteria": criteria})
+    assert judged.reward().judged is False and judged.reward().reward == 0.0
+
+
+def test_an_evaluation_runs_trials_with_pass_hat_k_and_an_openai_agent_calls_tau2_tools_natively(
+        prefect_server, tmp_path, tiny):
+    roles = [f"agent.spec=hf:{tiny}", "agent_sampling.temperature=1.0", "agent_sampling.seed=0"]
+    report = evaluate(build_config(EvalConfig, "embedded", [*SMALL, *roles, "trials=2", f"runs_dir={tmp_path}"]))
+    assert report.metrics.dialogues == 4 and set(report.pass_hat_k) == {1, 2}
+    assert report.split_ceiling.tasks == 40 and report.split_ceiling.success_rate == 1.0
+    assert "τ²-bench's evaluators" in (tmp_path / report.run_dir.split("/")[-1] / "report.md").read_text()
+
+    user_id = "mei_kovacs_8020"
+
+    def reply(body):
+        if len(server.requests) == 1:
+            return {"content": None, "tool_calls": [{"id": "call_0", "type": "function", "function": {
+                "name": "get_user_details", "arguments": json.dumps({"user_id": user_id})}}]}
+        return "How can I help?"
+
+    server = ChatServer(reply=reply)
+    try:
+        cfg = build_config(EvalConfig, "embedded", [*SMALL, "n_tasks=1", "agent_format=tools", "agent_prompt=full",
+                                                    "agent.spec=openai:tiny", f"agent.base_url={server.url}",
+                                                    f"runs_dir={tmp_path}"])
+        evaluate(cfg)
+    finally:
+        server.stop()
+    first, second = server.requests[:2]
+    assert {t["function"]["name"] for t in first["tools"]} == {t.name for t in data.package("retail").get_environment().get_tools()}
+    assert "Retail agent policy" in first["messages"][0]["content"]
+    assert user_id in second["messages"][-1]["content"]  # τ²'s tool answered the native call
+
+
+def test_the_tau2_presets_run_the_pipeline_end_to_end(prefect_server, tmp_path, tiny):
+    """Retail runs; airline's preset is the same but for its benchmark (the domain code is shared)."""
+    from flows.pipeline import pipeline
+    from flows.pipeline_config import PipelineConfig
+
+    name = "retail"
+    assert build_config(PipelineConfig, "tau2-airline", []).model_dump(exclude={"benchmark"}) == \
+        build_config(PipelineConfig, "tau2-retail", []).model_dump(exclude={"benchmark"})
+
+    small = [f"agent.spec=hf:{tiny}", f"runs_dir={tmp_path}", "simulate.n_tasks=2", "simulate.max_messages=3",
+             "simulate.agent_sampling.max_new_tokens=12", "simulate.personas.n=2", "evaluation.n_tasks=2",
+             "evaluation.max_messages=3", "evaluation.agent_sampling.max_new_tokens=12"]
+    report = pipeline(build_config(PipelineConfig, f"tau2-{name}", small))
+    assert report.stages["simulate"] == "ran" and report.stages["evaluate base"] == "ran"
+    assert f"τ²-bench {name} test" in (tmp_path / report.run_dir.split("/")[-1] / "report.md").read_text()
