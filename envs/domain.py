@@ -36,6 +36,10 @@ class Environment(Protocol):
     def hear(self, reply: str) -> None: ...  # what the agent said to the customer (tau-bench looks for outputs there)
     def reward(self): ...  # has .reward (float), .success (bool) and .earned (one bool per sub-goal)
     def fork(self) -> "Environment": ...  # an independent copy of the state so far (JOSH branches)
+    # a domain whose customer has tools (`Domain.customer_tools`, τ² telecom) also has
+    # user_step(call) -> StepResult: the customer's own call, on its own device
+
+
 
 
 class ScriptedCustomer(Protocol):
@@ -91,6 +95,10 @@ class Domain(ABC):
     def customer_view(self, scenario: Scenario, visible: list[Message]) -> list[Message]:
         """What a model customer is prompted with: by default the goal prompt (`formats/user_sim.py`)."""
         return user_sim.user_view(scenario, visible, self.agent_title)
+
+    def customer_tools(self) -> list[dict[str, Any]]:
+        """Tool schemas the customer itself calls (dual control: τ² telecom's phone); none by default."""
+        return []
 
     def scripted_customer(self, max_messages: int) -> ScriptedCustomer | None:
         """The domain's customer without a model, if it has one."""

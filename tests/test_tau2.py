@@ -105,13 +105,14 @@ def test_an_evaluation_runs_trials_with_pass_hat_k_and_an_openai_agent_calls_tau
 
 
 def test_the_tau2_presets_run_the_pipeline_end_to_end(prefect_server, tmp_path, tiny):
-    """Retail runs; airline's preset is the same but for its benchmark (the domain code is shared)."""
+    """Retail runs; airline's and telecom's presets are the same but for their benchmark (the domain code is shared)."""
     from flows.pipeline import pipeline
     from flows.pipeline_config import PipelineConfig
 
     name = "retail"
-    assert build_config(PipelineConfig, "tau2-airline", []).model_dump(exclude={"benchmark"}) == \
-        build_config(PipelineConfig, "tau2-retail", []).model_dump(exclude={"benchmark"})
+    for other in ("tau2-airline", "tau2-telecom"):
+        assert build_config(PipelineConfig, other, []).model_dump(exclude={"benchmark"}) == \
+            build_config(PipelineConfig, "tau2-retail", []).model_dump(exclude={"benchmark"})
 
     small = [f"agent.spec=hf:{tiny}", f"runs_dir={tmp_path}", "simulate.n_tasks=2", "simulate.max_messages=3",
              "simulate.agent_sampling.max_new_tokens=12", "simulate.personas.n=2", "evaluation.n_tasks=2",
@@ -119,3 +120,38 @@ def test_the_tau2_presets_run_the_pipeline_end_to_end(prefect_server, tmp_path, 
     report = pipeline(build_config(PipelineConfig, f"tau2-{name}", small))
     assert report.stages["simulate"] == "ran" and report.stages["evaluate base"] == "ran"
     assert f"τ²-bench {name} test" in (tmp_path / report.run_dir.split("/")[-1] / "report.md").read_text()
+
+
+def test_telecoms_customer_runs_its_own_phone_and_an_agent_that_names_the_fixes_succeeds():
+    """Dual control: the agent can only say what to do; the offline customer runs a device action once the agent's
+    words name it, sees the result alone, and reports it. The evaluators replay both sides' calls."""
+    from core.config import SamplingConfig
+    from roleplay.config import EvalConfig
+    from roleplay.rollout import agent_format, episode, run_episodes
+    from roleplay.users import AgendaUser
+    from conftest import Scripted
+
+    bench = domain("tau2-telecom")
+    task_id = next(i for i in bench.task_ids("test") if {a.requestor for a in bench._task(i).evaluation_criteria.actions}
+                   == {"user"})
+    fixes = [a.name.replace("_", " ") for a in bench._task(task_id).evaluation_criteria.actions]
+    assert bench.oracle_reward(task_id) == 1.0 and bench.env(task_id).reward().reward == 0.0
+    assert {"toggle_roaming", "run_speed_test"} <= {t["function"]["name"] for t in bench.customer_tools()}
+
+    cfg = EvalConfig(benchmark="tau2-telecom", split="test", max_messages=30)
+    helpful = Scripted(lambda prompt: f"SPEAK Please {' and '.join(fixes)} now. <COMMAND_END>")
+    silent = Scripted(lambda prompt: "SPEAK I see. <COMMAND_END>")
+    played = {}
+    for name, agent in (("helpful", helpful), ("silent", silent)):
+        e = episode(bench, bench.scenario(task_id), agent_format(bench, cfg), cfg)
+        run_episodes([e], agent, AgendaUser(cfg.max_messages), SamplingConfig(), SamplingConfig())
+        played[name] = e
+    e = played["helpful"]
+    assert e.env.reward().success
+    calls = [i for i, m in enumerate(e.visible) if m.role == "user" and "<tool_call>" in m.content]
+    assert len(calls) == len(fixes) and all(e.visible[i + 1].role == "tool" for i in calls)
+    assert not any("<tool_call>" in m.content or m.role == "tool" for m in e.record)  # the agent saw neither
+    assert any(m.role == "user" and m.content.startswith("My phone shows") for m in e.record)
+    assert not played["silent"].env.reward().success
+    view = bench.customer_view(bench.scenario(task_id), e.visible)
+    assert "toggle_roaming" in view[0].content and any(m.content.startswith("Result of your tool call") for m in view)

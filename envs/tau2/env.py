@@ -3,7 +3,9 @@ package's evaluators score the trajectory: the product of the task's reward basi
 truth's replay leaves; ACTION: the ground truth's calls made; COMMUNICATE: its facts said). A task that needs an LLM
 judge (NL_ASSERTION) is not judged here: its reward is 0 and `judged` says so, never a silent pass.
 
-A JOSH branch forks the episode: the twins share the environment until one of them makes a call that is not a read.
+Telecom's customer has a phone of its own (dual control): its calls (`user_step`) run in the same environment, and
+the evaluators replay them with the agent's. A JOSH branch forks the episode: the twins share the environment until
+one of them makes a call that is not a read.
 """
 
 from __future__ import annotations
@@ -55,20 +57,31 @@ class Tau2Env:
         return env
 
     def step(self, tool_call: ToolCall) -> StepResult:
-        """Run the call in τ²'s environment; its answer (or `Error: ...`) is what the agent observes."""
+        """Run the agent's call in τ²'s environment; its answer (or `Error: ...`) is what the agent observes."""
+        result = self._run(tool_call, "assistant")
+        self.made.append((tool_call.name, tool_call.arguments))
+        self.finished |= tool_call.name in TERMINATE_TOOLS
+        return result
+
+    def user_step(self, tool_call: ToolCall) -> StepResult:
+        """Run the customer's call on its own device (telecom); the customer alone sees the answer."""
+        return self._run(tool_call, "user")
+
+    def _run(self, tool_call: ToolCall, requestor: str) -> StepResult:
         m = _messages()
         self._scored = None
         if self.env is None:
             self.env = self._fresh()
-        reads = self.env.tools.has_tool(tool_call.name) and self.env.tools.tool_type(tool_call.name).value == "read"
+        tools = self.env.tools if requestor == "assistant" else self.env.user_tools
+        reads = tools is not None and tools.has_tool(tool_call.name) and tools.tool_type(tool_call.name).value == "read"
         if self.shared and not reads:
             self.env, self.shared = copy.deepcopy(self.env), False
-        call = m.ToolCall(id=f"call_{len(self.made)}", name=tool_call.name, arguments=tool_call.arguments,
-                          requestor="assistant")
+        call = m.ToolCall(id=f"call_{len(self.trajectory)}", name=tool_call.name, arguments=tool_call.arguments,
+                          requestor=requestor)
         answer = self.env.get_response(call)
-        self.trajectory += [m.AssistantMessage(role="assistant", tool_calls=[call]), answer]
-        self.made.append((tool_call.name, tool_call.arguments))
-        self.finished |= tool_call.name in TERMINATE_TOOLS
+        said = m.AssistantMessage(role="assistant", tool_calls=[call]) if requestor == "assistant" else \
+            m.UserMessage(role="user", tool_calls=[call])
+        self.trajectory += [said, answer]
         return StepResult(answer.content or "", not answer.error)
 
     def hear(self, reply: str) -> None:

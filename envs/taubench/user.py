@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from core.types import Message, Scenario
+from formats import user_sim
 
 STOP = "###STOP###"
 
@@ -29,9 +30,7 @@ def system_prompt(scenario: Scenario) -> str:
 
 def user_view(scenario: Scenario, visible: list[Message]) -> list[Message]:
     """The conversation from the customer's side: the simulator's 'assistant' turns are the customer's."""
-    flipped = {"user": "assistant", "assistant": "user"}
-    return [Message(role="system", content=system_prompt(scenario)),
-            *(Message(role=flipped[m.role], content=m.content) for m in visible)]
+    return [Message(role="system", content=system_prompt(scenario)), *user_sim.customer_side(visible)]
 
 
 def wants_to_end(text: str) -> bool:
