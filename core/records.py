@@ -45,6 +45,8 @@ DIALOGUE_FEATURES = datasets.Features(
         "completion_tokens": datasets.Value("int64"),
         "workflow_steps": datasets.Value("int64"),
         "workflow_depth": datasets.Value("float64"),
+        "reward_basis": datasets.Value("string"),  # JSON: component -> 0/1
+        "judged": datasets.Value("bool"),
         "agent_model": datasets.Value("string"),
         "user_model": datasets.Value("string"),
     }
@@ -96,6 +98,7 @@ def dialogue_to_row(d: Dialogue) -> dict[str, Any]:
         "persona_text": persona.text if persona else None,
         "messages": [message_to_row(m) for m in d.messages],
         **d.outcome.model_dump(mode="json"),
+        "reward_basis": json.dumps(d.outcome.reward_basis),
         "agent_model": d.agent_model,
         "user_model": d.user_model,
     }
@@ -106,7 +109,8 @@ def dialogue_from_row(row: dict[str, Any]) -> Dialogue:
     if row["persona_attributes"] is not None:
         persona = Persona(attributes=json.loads(row["persona_attributes"]), text=row["persona_text"] or "")
     scenario = Scenario(domain=row["domain"], task_id=row["task_id"], instruction=row["instruction"], persona=persona)
-    outcome = Outcome(**{k: row[k] for k in Outcome.model_fields if k in row})  # older datasets lack newer fields
+    fields = {k: row[k] for k in Outcome.model_fields if k in row}  # older datasets lack newer fields
+    outcome = Outcome(**{**fields, **({"reward_basis": json.loads(row["reward_basis"])} if "reward_basis" in row else {})})
     return Dialogue(
         scenario=scenario,
         messages=tuple(message_from_row(m) for m in row["messages"]),

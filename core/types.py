@@ -95,6 +95,8 @@ class Outcome(Frozen):
     completion_tokens: int = 0
     workflow_steps: int | None = None  # workflow domains: steps the agent completed (Self-talk's absolute depth)
     workflow_depth: float | None = None  # ... divided by the steps on the workflow's longest path
+    reward_basis: dict[str, float] = {}  # τ²-bench: each part of the reward (DB, ENV_ASSERTION, ACTION, COMMUNICATE)
+    judged: bool = True  # False: the reward needs an LLM judge and none was configured (reward 0, counted apart)
 
 
 class Dialogue(Frozen):

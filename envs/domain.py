@@ -34,7 +34,8 @@ class Environment(Protocol):
 
     def step(self, call: ToolCall) -> StepResult: ...
     def hear(self, reply: str) -> None: ...  # what the agent said to the customer (tau-bench looks for outputs there)
-    def reward(self): ...  # has .reward (float), .success (bool) and .earned (one bool per sub-goal)
+    def reward(self): ...  # has .reward (float), .success (bool) and .earned (one bool per sub-goal); τ²'s also
+    # .breakdown (its reward basis: component -> 0/1) and .judged
     def fork(self) -> "Environment": ...  # an independent copy of the state so far (JOSH branches)
     # a domain whose customer has tools (`Domain.customer_tools`, τ² telecom) also has
     # user_step(call) -> StepResult: the customer's own call, on its own device

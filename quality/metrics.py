@@ -30,6 +30,8 @@ class EvalMetrics(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     terminations: dict[str, int]
+    reward_basis: dict[str, float] = {}  # τ²-bench: the share of dialogues that passed each part of the reward
+    not_judged: int = 0  # dialogues whose reward needs an LLM judge that was not configured
 
 
 class EvalReport(BaseModel):
@@ -61,6 +63,9 @@ def evaluation_metrics(dialogues: list[Dialogue]) -> EvalMetrics:
         prompt_tokens=sum(o.prompt_tokens for o in outcomes),
         completion_tokens=sum(o.completion_tokens for o in outcomes),
         terminations=dict(Counter(o.termination.value for o in outcomes)),
+        reward_basis={part: mean(o.reward_basis[part] for o in outcomes if part in o.reward_basis)
+                      for part in sorted({p for o in outcomes for p in o.reward_basis})},
+        not_judged=sum(not o.judged for o in outcomes),
     )
 
 

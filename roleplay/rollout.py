@@ -149,6 +149,8 @@ class Episode:
         outcome = Outcome(
             reward=result.reward,
             success=result.success,
+            reward_basis=getattr(result, "breakdown", {}),
+            judged=getattr(result, "judged", True),
             termination=self.termination,
             turns=len(self.visible),
             api_calls=self.api_calls,

@@ -97,6 +97,9 @@ def metrics_table(report: EvalReport) -> list[dict[str, str]]:
          "value": f"{pct(split.success_rate)} success, {split.reward:.3f} reward over {split.tasks} tasks"},
         {"metric": "tokens (prompt / completion)", "value": f"{m.prompt_tokens} / {m.completion_tokens}"},
         {"metric": "terminations", "value": ", ".join(f"{k}: {v}" for k, v in sorted(m.terminations.items()))},
+        *([{"metric": "reward basis (share passed)",
+            "value": ", ".join(f"{k} {pct(v)}" for k, v in m.reward_basis.items())}] if m.reward_basis else []),
+        *([{"metric": "not judged (no judge model)", "value": str(m.not_judged)}] if m.not_judged else []),
         {"metric": f"pass^k ({report.trials} trials per task)",
          "value": ", ".join(f"pass^{k} {pct(v)}" for k, v in sorted(report.pass_hat_k.items())) or "n/a"},
     ]

@@ -80,7 +80,9 @@ def test_an_evaluation_runs_trials_with_pass_hat_k_and_an_openai_agent_calls_tau
     report = evaluate(build_config(EvalConfig, "embedded", [*SMALL, *roles, "trials=2", f"runs_dir={tmp_path}"]))
     assert report.metrics.dialogues == 4 and set(report.pass_hat_k) == {1, 2}
     assert report.split_ceiling.tasks == 40 and report.split_ceiling.success_rate == 1.0
-    assert "τ²-bench's evaluators" in (tmp_path / report.run_dir.split("/")[-1] / "report.md").read_text()
+    written = (tmp_path / report.run_dir.split("/")[-1] / "report.md").read_text()
+    assert "τ²-bench's evaluators" in written and "reward basis (share passed) | COMMUNICATE " in written
+    assert set(report.metrics.reward_basis) == {"DB", "COMMUNICATE"}
 
     user_id = "mei_kovacs_8020"
 
