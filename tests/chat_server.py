@@ -37,6 +37,12 @@ class ChatServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def __enter__(self) -> "ChatServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def completion(self, body: dict) -> dict:
         """One choice per requested n (capped by max_choices)."""
         last = body["messages"][-1]["content"]

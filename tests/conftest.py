@@ -76,6 +76,14 @@ def prefect_server():
         yield
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A random-weight model of the embedded architecture, saved locally: the agent or customer of a smoke run."""
+    from models.embedded import build_random_model
+
+    return build_random_model(tmp_path_factory.mktemp("model"))
+
+
 
 class Scripted(ChatModel):
     """A stand-in chat model that answers from a script: `script(prompt)`, or `script(i, prompt)` with

@@ -88,14 +88,11 @@ def test_a_rate_limit_storm_longer_than_the_client_retries_delays_the_run_but_it
     database), no Prefect log line and no artifact."""
     secret = "sk-live-LEAKCHECK-5d41402abc4b2a76"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    server = ChatServer(statuses=[429, 503, 500])  # attempt 1: 429, 503 -> EndpointError; attempt 2: 500, then 200s
-    try:
+    with ChatServer(statuses=[429, 503, 500]) as server:  # attempt 1: 429, 503 -> EndpointError; attempt 2: 500, then 200s
         cfg = build_config(EvalConfig, "embedded", ["agent.spec=openai:tiny", f"agent.base_url={server.url}",
                                                     "agent.max_retries=1", "n_tasks=1", "max_messages=3",
                                                     f"runs_dir={tmp_path}"])
         report = evaluate(cfg)
-    finally:
-        server.stop()
     assert report.metrics.dialogues == 1 and not report.cached
     assert len(server.requests) > 3  # the three failures, then the answered requests of the retried task
     assert set(server.authorizations) == {f"Bearer {secret}"}  # the key went out, and came back in error bodies

@@ -50,20 +50,15 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return build_random_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def model(model_dir):
-    m = load_model(ModelConfig(spec=f"hf:{model_dir}", batch_size=2))
+def model(tiny):
+    m = load_model(ModelConfig(spec=f"hf:{tiny}", batch_size=2))
     yield m
     m.close()
 
 
-def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
+def make_adapter(tiny: Path, out: Path, seed: int) -> Path:
     """A LoRA adapter whose B matrices are perturbed (fresh LoRA is a no-op: B starts at zero)."""
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
     peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
     torch.manual_seed(seed)
     for name, param in peft_model.named_parameters():
@@ -77,12 +72,12 @@ def texts(gens: list[list]) -> list[list[str]]:
     return [[g.text for g in per_prompt] for per_prompt in gens]
 
 
-def test_batched_sampling_returns_n_per_prompt_with_token_counts(model, model_dir):
+def test_batched_sampling_returns_n_per_prompt_with_token_counts(model, tiny):
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=8, seed=0)
     out = model.generate(PROMPTS, sampling, n=2)  # batch_size=2: two batches, the first left-padded
 
     assert [len(gens) for gens in out] == [2, 2, 2]
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
     for prompt, gens in zip(PROMPTS, out):
         chat = [{"role": m.role, "content": m.content} for m in prompt]
         unpadded = len(tokenizer.apply_chat_template(chat, add_generation_prompt=True)["input_ids"])
@@ -101,11 +96,11 @@ def test_greedy_is_deterministic_and_batch_invariant(model):
     assert texts(model.generate(PROMPTS, GREEDY)) == [[t] for t in alone]
 
 
-def test_greedy_decoding_matches_transformers_generate(model_dir):
+def test_greedy_decoding_matches_transformers_generate(tiny):
     """The backend's own prefill + batched decode loop gives what `model.generate` gives, prompt by prompt."""
-    ours = load_model(ModelConfig(spec=f"hf:{model_dir}", batch_size=8))
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    ours = load_model(ModelConfig(spec=f"hf:{tiny}", batch_size=8))
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    reference = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
     twice = PROMPTS + PROMPTS[:1]  # a repeated prompt is prefilled once and decoded twice
     for prompt, (gen,) in zip(twice, ours.generate(twice, GREEDY)):
         enc = tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in prompt],
@@ -116,9 +111,9 @@ def test_greedy_decoding_matches_transformers_generate(model_dir):
     ours.close()
 
 
-def test_a_prompt_extending_an_earlier_one_reuses_its_states_and_decodes_the_same(model_dir):
-    cached = load_model(ModelConfig(spec=f"hf:{model_dir}"))
-    fresh = load_model(ModelConfig(spec=f"hf:{model_dir}", prefix_cache_mb=0))
+def test_a_prompt_extending_an_earlier_one_reuses_its_states_and_decodes_the_same(tiny):
+    cached = load_model(ModelConfig(spec=f"hf:{tiny}"))
+    fresh = load_model(ModelConfig(spec=f"hf:{tiny}", prefix_cache_mb=0))
     first = PROMPTS[1]
     longer = [*first, Message(role="assistant", content="Which night?"), Message(role="user", content="Friday, two people.")]
     cached.generate([first], GREEDY)
@@ -129,11 +124,11 @@ def test_a_prompt_extending_an_earlier_one_reuses_its_states_and_decodes_the_sam
     fresh.close()
 
 
-def test_conversations_read_through_the_prefix_tree_decode_what_reading_every_prompt_afresh_decodes(model_dir):
+def test_conversations_read_through_the_prefix_tree_decode_what_reading_every_prompt_afresh_decodes(tiny):
     """The shared system prompt is read once, and each conversation's next turn reads only what is new since its
     last prompt; greedy tokens are those of a model that reads every prompt from scratch."""
-    cached = load_model(ModelConfig(spec=f"hf:{model_dir}"))
-    fresh = load_model(ModelConfig(spec=f"hf:{model_dir}", prefix_cache_mb=0))
+    cached = load_model(ModelConfig(spec=f"hf:{tiny}"))
+    fresh = load_model(ModelConfig(spec=f"hf:{tiny}", prefix_cache_mb=0))
     system = Message(role="system", content="You are a booking agent for restaurants, hotels and trains. " * 4)
     chats = [[system, Message(role="user", content=f"I need a table for {k} people on friday.")] for k in range(2, 6)]
     system_tokens = len(cached._ids([{"role": "system", "content": system.content}])) - 3  # less the generation prompt
@@ -194,8 +189,8 @@ def test_seeded_sampling_is_reproducible(model):
     assert sample(1) != sample(2)
 
 
-def test_4bit_load_quantizes_linear_layers_and_generates(model_dir):
-    m = load_model(ModelConfig(spec=f"hf:{model_dir}", load_in_4bit=True))
+def test_4bit_load_quantizes_linear_layers_and_generates(tiny):
+    m = load_model(ModelConfig(spec=f"hf:{tiny}", load_in_4bit=True))
     decoder = m.model.model.layers
     linears = [mod for mod in decoder.modules() if isinstance(mod, torch.nn.Linear)]
 
@@ -205,21 +200,21 @@ def test_4bit_load_quantizes_linear_layers_and_generates(model_dir):
     m.close()
 
 
-def test_lora_adapter_changes_output_and_fingerprint(model, model_dir, tmp_path):
-    adapter = make_adapter(model_dir, tmp_path / "adapter", seed=0)
-    cfg = ModelConfig(spec=f"hf:{model_dir}", adapter=str(adapter))
+def test_lora_adapter_changes_output_and_fingerprint(model, tiny, tmp_path):
+    adapter = make_adapter(tiny, tmp_path / "adapter", seed=0)
+    cfg = ModelConfig(spec=f"hf:{tiny}", adapter=str(adapter))
     tuned = load_model(cfg)
 
     assert texts(tuned.generate(PROMPTS, GREEDY)) != texts(model.generate(PROMPTS, GREEDY))
     assert tuned.fingerprint() != model.fingerprint()
     before = model_fingerprint(cfg)
-    make_adapter(model_dir, adapter, seed=1)  # same path, new weights
+    make_adapter(tiny, adapter, seed=1)  # same path, new weights
     assert model_fingerprint(cfg) != before
     tuned.close()
 
 
-def test_fingerprint_is_stable_and_tracks_weights(model_dir, tmp_path):
-    copy = Path(shutil.copytree(model_dir, tmp_path / "copy"))
+def test_fingerprint_is_stable_and_tracks_weights(tiny, tmp_path):
+    copy = Path(shutil.copytree(tiny, tmp_path / "copy"))
     cfg = ModelConfig(spec=f"hf:{copy}")
     first = model_fingerprint(cfg)
     assert model_fingerprint(cfg) == first
@@ -272,8 +267,8 @@ def test_valid_specs_parse():
 
 
 @pytest.mark.parametrize("damage", ["truncated weights", "broken config", "no weights"])
-def test_a_damaged_adapter_is_one_error_naming_its_folder(model_dir, tmp_path, damage):
-    adapter = make_adapter(model_dir, tmp_path / "adapter", seed=0)
+def test_a_damaged_adapter_is_one_error_naming_its_folder(tiny, tmp_path, damage):
+    adapter = make_adapter(tiny, tmp_path / "adapter", seed=0)
     weights, config = adapter / "adapter_model.safetensors", adapter / "adapter_config.json"
     if damage == "truncated weights":
         weights.write_bytes(weights.read_bytes()[:100])
@@ -282,4 +277,4 @@ def test_a_damaged_adapter_is_one_error_naming_its_folder(model_dir, tmp_path, d
     else:
         weights.unlink()
     with pytest.raises(BadFileError, match=re.escape(f"cannot load LoRA adapter {adapter}")):
-        load_model(ModelConfig(spec=f"hf:{model_dir}", adapter=str(adapter)))
+        load_model(ModelConfig(spec=f"hf:{tiny}", adapter=str(adapter)))

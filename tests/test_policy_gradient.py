@@ -11,7 +11,6 @@ from peft import LoraConfig, get_peft_model
 
 from core.config import ModelConfig, SamplingConfig
 from core.types import Message
-from models.embedded import build_random_model
 from models.hf_backend import HFChatModel
 from models.policy_gradient import Turn, _pack, _token_log_probs, group_advantages, policy_gradient_step
 
@@ -25,15 +24,10 @@ def completion_log_prob(model, prompt_ids, completion_ids) -> float:
         return (_token_log_probs(model, ids, mask, targets.shape[1]) * targets).sum().item()
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_random_model(tmp_path_factory.mktemp("policy"))
-
-
-def _policy(model_dir, lora: bool = False) -> HFChatModel:
+def _policy(tiny, lora: bool = False) -> HFChatModel:
     """The tiny model as a policy that returns its sampled tokens: every weight trained, or a LoRA on top."""
     torch.manual_seed(0)
-    chat = HFChatModel(ModelConfig(spec=f"hf:{model_dir}", cpu_threads=1), str(model_dir))
+    chat = HFChatModel(ModelConfig(spec=f"hf:{tiny}", cpu_threads=1), str(tiny))
     if lora:
         chat.model = get_peft_model(chat.model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear"))
     chat.keep_ids = True
@@ -77,24 +71,24 @@ def _train(chat: HFChatModel, steps: int, shuffled: int | None = None) -> tuple[
     return before, math.exp(completion_log_prob(chat.model, prompt_ids, rewarded))
 
 
-def test_the_rewarded_action_grows_likelier_and_not_with_shuffled_rewards(model_dir):
-    before, after = _train(_policy(model_dir), steps=8)
+def test_the_rewarded_action_grows_likelier_and_not_with_shuffled_rewards(tiny):
+    before, after = _train(_policy(tiny), steps=8)
     assert 0.3 < before < 0.7 and after > 0.9
-    drifts = [_train(_policy(model_dir), steps=8, shuffled=seed) for seed in range(3)]
+    drifts = [_train(_policy(tiny), steps=8, shuffled=seed) for seed in range(3)]
     assert all(start == pytest.approx(before) for start, _ in drifts)  # the same starting policy
     assert statistics.fmean(end for _, end in drifts) < before + 0.2  # rewards shuffled: no pull toward the search
 
 
-def test_samples_carry_the_exact_tokens_the_prompt_and_the_completion(model_dir):
-    chat = _policy(model_dir, lora=True)
+def test_samples_carry_the_exact_tokens_the_prompt_and_the_completion(tiny):
+    chat = _policy(tiny, lora=True)
     sample = chat.generate([PROMPT], SamplingConfig(temperature=1.0, max_new_tokens=6, seed=1))[0][0]
     assert list(sample.prompt_ids) == list(chat._ids([m.model_dump(include={"role", "content"}) for m in PROMPT]))
     assert len(sample.completion_ids) == sample.completion_tokens and 1 <= sample.completion_tokens <= 6
     assert chat.tokenizer.decode(sample.completion_ids, skip_special_tokens=True) == sample.text
 
 
-def test_only_completion_tokens_carry_loss_and_a_zero_advantage_changes_nothing(model_dir):
-    chat = _policy(model_dir, lora=True)
+def test_only_completion_tokens_carry_loss_and_a_zero_advantage_changes_nothing(tiny):
+    chat = _policy(tiny, lora=True)
     optimizer = torch.optim.SGD([p for p in chat.model.parameters() if p.requires_grad], lr=1.0)
     prompt = tuple(range(5, 25))
     snapshot = {n: p.detach().clone() for n, p in chat.model.named_parameters() if p.requires_grad}
@@ -116,8 +110,8 @@ def test_a_group_whose_rewards_are_all_equal_teaches_nothing():
     assert group_advantages([1.0, 0.0], scale=False) == [0.5, -0.5]
 
 
-def test_the_kl_to_the_reference_is_measured_with_the_adapter_off(model_dir):
-    chat = _policy(model_dir, lora=True)
+def test_the_kl_to_the_reference_is_measured_with_the_adapter_off(tiny):
+    chat = _policy(tiny, lora=True)
     optimizer = torch.optim.AdamW([p for p in chat.model.parameters() if p.requires_grad], lr=1e-2)
     turn = Turn(tuple(range(5, 25)), (7, 8, 9), 1.0)
     first = policy_gradient_step(chat.model, optimizer, [turn], 0, beta=0.1)

@@ -214,14 +214,11 @@ class JudgeServer(ChatServer):
 
 def test_an_llm_judge_replaces_the_persona_proxy(monkeypatch):
     monkeypatch.setenv("SELFTRAIN_TEST_JUDGE_KEY", "sk-test")
-    server = JudgeServer()
-    try:
+    with JudgeServer() as server:
         judge = load_model(ModelConfig(spec="openai:tiny", base_url=server.url, api_key_env="SELFTRAIN_TEST_JUDGE_KEY"))
         dialogues = [CASES["roleplay", "out_of_character"][0], good(persona=PERSONA), good()]
         scores = persona_scores(dialogues, judge, SamplingConfig(max_new_tokens=8))
         judge.close()
-    finally:
-        server.stop()
     assert scores == [0.0, 1.0, None]  # the dialogue without a persona is not judged
     assert len(server.requests) == 2 and PERSONA.text in server.requests[0]["messages"][0]["content"]
     table = dialogue_table(dialogues, judged=scores)

@@ -10,7 +10,6 @@ from core.config import ModelConfig, SamplingConfig
 from core.types import Message
 from envs.registry import domain
 from flows.rl import rl
-from models.embedded import build_random_model
 from models.hf_backend import HFChatModel
 from models.policy_gradient import Turn, policy_gradient_step
 from models.rl_policy import last_checkpoint, optimizer_for, save_checkpoint, trainable_policy
@@ -21,19 +20,14 @@ from roleplay.users import AgendaUser
 from tasks.rl import rl_dir
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_random_model(tmp_path_factory.mktemp("rl-model"))
-
-
-def _cfg(model_dir, **kw) -> RLConfig:
-    return RLConfig(agent=ModelConfig(spec=f"hf:{model_dir}", cpu_threads=1), user={"spec": "agenda"}, n_tasks=2,
+def _cfg(tiny, **kw) -> RLConfig:
+    return RLConfig(agent=ModelConfig(spec=f"hf:{tiny}", cpu_threads=1), user={"spec": "agenda"}, n_tasks=2,
                     steps=2, tasks_per_step=2, group_size=2, max_messages=4,
                     agent_sampling=SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0), **kw)
 
 
-def test_a_group_is_g_dialogues_of_one_task_and_only_the_agents_tokens_are_trained(model_dir):
-    cfg = _cfg(model_dir)
+def test_a_group_is_g_dialogues_of_one_task_and_only_the_agents_tokens_are_trained(tiny):
+    cfg = _cfg(tiny)
     policy = trainable_policy(cfg.agent, None, cfg.lora_r, cfg.lora_alpha)
     toolwoz = domain("toolwoz")
     tasks = toolwoz.task_ids("train")[:2]
@@ -55,8 +49,8 @@ def test_a_group_is_g_dialogues_of_one_task_and_only_the_agents_tokens_are_train
     assert {t.advantage for t in turns} == {1.0, -1.0}
 
 
-def test_a_resumed_run_trains_what_the_uninterrupted_one_does(model_dir, tmp_path):
-    cfg = _cfg(model_dir)
+def test_a_resumed_run_trains_what_the_uninterrupted_one_does(tiny, tmp_path):
+    cfg = _cfg(tiny)
     turns = [Turn(tuple(range(5, 30)), (7, 8, 9), 1.0), Turn(tuple(range(5, 20)), (11, 4), -1.0)]
 
     def steps(policy, optimizer, n):
@@ -82,15 +76,15 @@ def test_a_resumed_run_trains_what_the_uninterrupted_one_does(model_dir, tmp_pat
     assert all(torch.allclose(trained[n], again[n], atol=1e-6) for n in trained)
 
 
-def test_the_rl_flow_trains_an_adapter_the_evaluation_can_load_and_caches_it(prefect_server, model_dir):
-    cfg = _cfg(model_dir, invalid_call_penalty=0.1)
+def test_the_rl_flow_trains_an_adapter_the_evaluation_can_load_and_caches_it(prefect_server, tiny):
+    cfg = _cfg(tiny, invalid_call_penalty=0.1)
     adapter = rl(cfg)
     assert adapter.steps == 2 and adapter.rows == 8 and not adapter.cached
     report = json.loads((rl_dir(adapter.fingerprint) / "rl.json").read_text())
     assert [r["step"] for r in report["records"]] == [0, 1]
     assert all(r["mean_reward"] <= 0.0 for r in report["records"])  # untrained: nothing earned, invalid calls cost
     assert (rl_dir(adapter.fingerprint) / "rl.png").stat().st_size > 0
-    loaded = HFChatModel(cfg.agent.model_copy(update={"adapter": adapter.path}), str(model_dir))
+    loaded = HFChatModel(cfg.agent.model_copy(update={"adapter": adapter.path}), str(tiny))
     assert loaded.generate([[Message(role="user", content="hi")]], SamplingConfig(max_new_tokens=4))[0][0].completion_tokens
 
     again = rl(cfg)

@@ -11,16 +11,10 @@ from core.types import ToolCall
 from envs.registry import domain
 from envs.tau2 import data
 from flows.evaluate import evaluate
-from models.embedded import build_random_model
 from roleplay.config import EvalConfig
 from chat_server import ChatServer
 
 SMALL = ["benchmark=tau2-retail", "split=test", "n_tasks=2", "max_messages=3", "agent_sampling.max_new_tokens=12"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_random_model(tmp_path_factory.mktemp("model"))
 
 
 def _gold(task):
@@ -92,14 +86,11 @@ def test_an_evaluation_runs_trials_with_pass_hat_k_and_an_openai_agent_calls_tau
                 "name": "get_user_details", "arguments": json.dumps({"user_id": user_id})}}]}
         return "How can I help?"
 
-    server = ChatServer(reply=reply)
-    try:
+    with ChatServer(reply=reply) as server:
         cfg = build_config(EvalConfig, "embedded", [*SMALL, "n_tasks=1", "agent_format=tools", "agent_prompt=full",
                                                     "agent.spec=openai:tiny", f"agent.base_url={server.url}",
                                                     f"runs_dir={tmp_path}"])
         evaluate(cfg)
-    finally:
-        server.stop()
     first, second = server.requests[:2]
     assert {t["function"]["name"] for t in first["tools"]} == {t.name for t in data.package("retail").get_environment().get_tools()}
     assert "Retail agent policy" in first["messages"][0]["content"]

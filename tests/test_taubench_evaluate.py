@@ -13,16 +13,10 @@ from envs.taubench.data import fresh_database, load_tasks
 from envs.taubench.retail import TOOLS
 from flows.evaluate import evaluate
 from tasks.evaluation import simulation_fingerprint, trial_config
-from models.embedded import build_random_model
 from chat_server import ChatServer
 
 SMALL = ["benchmark=retail", "split=test", "n_tasks=2", "max_messages=3", "agent_sampling.max_new_tokens=12",
          "user_sampling.max_new_tokens=12"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_random_model(tmp_path_factory.mktemp("model"))
 
 
 def _saved(report):
@@ -65,15 +59,12 @@ def test_an_openai_agent_calls_retail_tools_natively_and_reads_malformed_calls_a
                 "name": "get_user_details", "arguments": '{"user_id": '}}]}
         return "How can I help?"
 
-    server = ChatServer(reply=reply)
-    try:
+    with ChatServer(reply=reply) as server:
         cfg = build_config(EvalConfig, "embedded", [*SMALL, "n_tasks=1", "agent_format=tools", "agent_prompt=full",
                                                     "agent.spec=openai:tiny",
                                                     f"agent.base_url={server.url}", f"user.spec=hf:{tiny}",
                                                     f"runs_dir={tmp_path}"])
         report = evaluate(cfg)
-    finally:
-        server.stop()
     first, second, third = server.requests[:3]
     assert {t["function"]["name"] for t in first["tools"]} == set(TOOLS) and len(first["tools"]) == 16
     system = first["messages"][0]["content"]

@@ -59,14 +59,11 @@ class GroundTruthAgent:
 
 def test_josh_on_retail_training_tasks_harvests_golden_paths_and_pairs_that_curation_keeps_and_sft_trains_on(
         prefect_server, tmp_path):
-    server = ChatServer(reply=GroundTruthAgent(select_tasks("retail", "train", 3, 0)))
-    try:
+    with ChatServer(reply=GroundTruthAgent(select_tasks("retail", "train", 3, 0))) as server:
         cfg = build_config(SimulateConfig, "simulate", [
             "benchmark=retail", "split=train", "n_tasks=3", "beam_size=2", "max_agent_steps=12", "max_messages=5",
             "personas.n=3", "agent.spec=openai:tiny", f"agent.base_url={server.url}", f"runs_dir={tmp_path}"])
         report = simulate(cfg)
-    finally:
-        server.stop()
     run = Path(report.run_dir)
     dialogues = [json.loads(line) for line in (run / "dialogues.jsonl").read_text().splitlines()]
     assert len(dialogues) == 3 and all(d["scenario"]["domain"] == "retail" for d in dialogues)
