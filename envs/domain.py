@@ -93,6 +93,10 @@ class Domain(ABC):
         guidance = self.react_guidance if style == "full" else ""
         return react.system_prompt(self.instructions(style), self.tool_schemas(), style, guidance)
 
+    def assertions(self, task_id: str) -> list[str]:
+        """What an LLM judge must find the agent did, where the task's reward asks a judge (τ²'s NL_ASSERTION)."""
+        return []
+
     def customer_view(self, scenario: Scenario, visible: list[Message]) -> list[Message]:
         """What a model customer is prompted with: by default the goal prompt (`formats/user_sim.py`)."""
         return user_sim.user_view(scenario, visible, self.agent_title)

@@ -1,7 +1,7 @@
 """Evaluate an agent against a user simulator on a benchmark slice (ToolWOZ, tau-bench retail or airline).
 
 [embedded model] -> tasks -> oracle ceiling -> simulate (trials x shards, cached; local, Dask or Ray)
--> metrics, pass^k -> dataset + report
+-> [judge, where a task's reward asks for one] -> metrics, pass^k -> dataset + report
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from tasks.runners import task_runner
 from roleplay.users import user_fingerprint
 from quality.metrics import EvalReport, ceiling, evaluation_metrics, pass_hat_k
 from tasks.evaluation import (
+    judge_dialogues,
+    judging_fingerprint,
     oracle_rewards,
     publish_report,
     save_dialogues,
@@ -50,6 +52,8 @@ def evaluate(cfg: EvalConfig = EvalConfig()) -> EvalReport:
     done = evaluate_shards.with_options(task_runner=task_runner(cfg.runner))(
         [c for _, c, _ in runs], [shard for _, _, shard in runs], fingerprints)
     dialogues = [d for part, _ in done for d in part]
+    if cfg.judge and not all(d.outcome.judged for d in dialogues):
+        dialogues = judge_dialogues(cfg, dialogues, judging_fingerprint(cfg, fingerprints))
 
     per_task = oracle.result()
     run_dir = new_run_dir(cfg.runs_dir, cfg.run_name or f"evaluate-{datetime.now():%Y%m%d-%H%M%S}-{fingerprint[:8]}")

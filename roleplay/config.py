@@ -78,6 +78,9 @@ class EvalConfig(ShardedRolePlay):
 
     trials: int = Field(1, gt=0, description="Conversations per task, each with the next sampling seed; reported as "
                                              "pass^k for k = 1..trials (every one of k trials succeeds).")
+    judge: ModelConfig | None = Field(
+        None, description="A model that checks the natural-language assertions of a task whose reward asks for them "
+                          "(τ²'s NL_ASSERTION); None: such dialogues score 0 and are reported not judged.")
 
 
 class SimulateConfig(ShardedRolePlay):

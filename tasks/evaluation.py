@@ -21,7 +21,9 @@ from core.cache import by_fingerprint, stored_result
 from roleplay.config import EvalConfig, RolePlayConfig
 from core.fingerprint import code_fingerprint, stable_hash
 from core.types import Dialogue
+from quality.judge import judge_assertions
 from quality.metrics import EvalReport
+from models.specs import model_fingerprint
 from roleplay import rollout
 from envs.registry import domain
 from roleplay.rollout import agent_format, episode
@@ -71,6 +73,24 @@ def simulate_dialogues(cfg: EvalConfig, task_ids: list[str], fingerprint: str) -
     return [e.to_dialogue(cfg.agent.spec, cfg.user.spec) for e in episodes]
 
 
+def judging_fingerprint(cfg: EvalConfig, simulations: list[str]) -> str:
+    """The judged dialogues depend on the simulations' (their fingerprints) and the judge."""
+    return stable_hash("judge", simulations, model_fingerprint(cfg.judge), code_fingerprint("quality.judge"))
+
+
+@task(cache_key_fn=by_fingerprint, **ENDPOINT_RETRIES)
+def judge_dialogues(cfg: EvalConfig, dialogues: list[Dialogue], fingerprint: str) -> list[Dialogue]:
+    """The dialogues, those whose reward needs a judge judged by `cfg.judge`; cached on the dialogues' fingerprint."""
+    from models.loading import load_model
+
+    bench = domain(cfg.benchmark)
+    judge = load_model(cfg.judge)
+    try:
+        return judge_assertions(dialogues, [bench.assertions(d.scenario.task_id) for d in dialogues], judge)
+    finally:
+        judge.close()
+
+
 @task
 def save_dialogues(dialogues: list[Dialogue], run_dir: Path) -> Path:
     """The dialogues as a Hugging Face dataset (and JSONL for eyeballing)."""
@@ -99,7 +119,7 @@ def metrics_table(report: EvalReport) -> list[dict[str, str]]:
         {"metric": "terminations", "value": ", ".join(f"{k}: {v}" for k, v in sorted(m.terminations.items()))},
         *([{"metric": "reward basis (share passed)",
             "value": ", ".join(f"{k} {pct(v)}" for k, v in m.reward_basis.items())}] if m.reward_basis else []),
-        *([{"metric": "not judged (no judge model)", "value": str(m.not_judged)}] if m.not_judged else []),
+        *([{"metric": "not judged (no judge model, or no verdict)", "value": str(m.not_judged)}] if m.not_judged else []),
         {"metric": f"pass^k ({report.trials} trials per task)",
          "value": ", ".join(f"pass^{k} {pct(v)}" for k, v in sorted(report.pass_hat_k.items())) or "n/a"},
     ]

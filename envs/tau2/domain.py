@@ -16,7 +16,7 @@ from envs.taubench import user as tau_user
 from envs.taubench.domain import InstructionAgenda
 from formats import function_calling
 from envs.tau2 import data
-from envs.tau2.env import Tau2Env
+from envs.tau2.env import Tau2Env, reward_basis
 
 
 class Tau2Bench(Domain):
@@ -56,6 +56,10 @@ class Tau2Bench(Domain):
             env.user_step(call) if action.requestor == "user" else env.step(call)
         env.hear(" ".join(task.evaluation_criteria.communicate_info or []) or "Done.")
         return env.reward().reward
+
+    def assertions(self, task_id: str) -> list[str]:
+        criteria = self._task(task_id).evaluation_criteria
+        return list(criteria.nl_assertions or []) if "NL_ASSERTION" in reward_basis(criteria) else []
 
     def reward_rule(self, rule: str | None = None) -> str:
         return "τ²-bench's evaluators: the product of each task's reward basis (DB, ENV_ASSERTION, ACTION, COMMUNICATE)"

@@ -1,7 +1,8 @@
 """One τ²-bench episode: the agent's calls run in the package's own environment (a fresh one per episode), and the
 package's evaluators score the trajectory: the product of the task's reward basis (DB: the databases the ground
 truth's replay leaves; ACTION: the ground truth's calls made; COMMUNICATE: its facts said). A task that needs an LLM
-judge (NL_ASSERTION) is not judged here: its reward is 0 and `judged` says so, never a silent pass.
+judge (NL_ASSERTION) is not judged here: its reward is 0 and `judged` says so, never a silent pass; evaluation's judge
+(`quality/judge.py`), where one is configured, multiplies in its verdict.
 
 Telecom's customer has a phone of its own (dual control): its calls (`user_step`) run in the same environment, and
 the evaluators replay them with the agent's. A JOSH branch forks the episode: the twins share the environment until
@@ -24,7 +25,7 @@ class Tau2Reward:
     reward: float
     earned: tuple[bool, ...]  # per ground-truth agent action: a call with its name and arguments was made
     breakdown: dict[str, float] = field(default_factory=dict)  # DB, ACTION, COMMUNICATE (1.0 or 0.0 each)
-    judged: bool = True  # False: the basis holds NL_ASSERTION and no judge was configured
+    judged: bool = True  # False: the basis holds NL_ASSERTION, which a judge model has yet to check
 
     @property
     def success(self) -> bool:
@@ -111,9 +112,7 @@ def score(package, task, trajectory: list, earned: tuple[bool, ...]) -> Tau2Rewa
     from tau2.evaluator.evaluator_communicate import CommunicateEvaluator
     from tau2.evaluator.evaluator_env import EnvironmentEvaluator
 
-    basis = {b.value for b in task.evaluation_criteria.reward_basis}
-    if "NL_ASSERTION" in basis:
-        return Tau2Reward(0.0, earned, judged=False)
+    basis = reward_basis(task.evaluation_criteria)
     parts = (({"DB", "ENV_ASSERTION"}, lambda: EnvironmentEvaluator.calculate_reward(
                  environment_constructor=package.get_environment, task=task, full_trajectory=trajectory)),
              ({"ACTION"}, lambda: ActionEvaluator.calculate_reward(task=task, full_trajectory=trajectory)),
@@ -124,4 +123,11 @@ def score(package, task, trajectory: list, earned: tuple[bool, ...]) -> Tau2Rewa
             found = evaluate()
             reward *= found.reward
             breakdown.update({k.value: v for k, v in (found.reward_breakdown or {}).items()})
+    if "NL_ASSERTION" in basis:
+        return Tau2Reward(0.0, earned, breakdown, judged=False)
     return Tau2Reward(reward, earned, breakdown)
+
+
+def reward_basis(criteria) -> set[str]:
+    """The parts of a task's reward (τ²'s RewardType values)."""
+    return {b.value for b in criteria.reward_basis}
