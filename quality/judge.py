@@ -12,6 +12,7 @@ that is not that JSON, or leaves an assertion out, is no verdict: the dialogue s
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 
@@ -86,9 +87,7 @@ def read_verdict(text: str, assertions: Sequence[str]) -> bool | None:
 def with_verdict(outcome: Outcome, met: bool) -> Outcome:
     """The outcome once judged: the other parts of its reward basis times the judge's verdict."""
     basis = {**outcome.reward_basis, "NL_ASSERTION": float(met)}
-    reward = 1.0
-    for part in basis.values():
-        reward *= part
+    reward = math.prod(basis.values())
     return outcome.model_copy(update={"reward": reward, "success": reward == 1.0, "reward_basis": basis,
                                       "judged": True})
 

@@ -56,9 +56,9 @@ def model(tiny):
     m.close()
 
 
-def make_adapter(tiny: Path, out: Path, seed: int) -> Path:
+def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
     """A LoRA adapter whose B matrices are perturbed (fresh LoRA is a no-op: B starts at zero)."""
-    base = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
     torch.manual_seed(seed)
     for name, param in peft_model.named_parameters():

@@ -24,10 +24,10 @@ def completion_log_prob(model, prompt_ids, completion_ids) -> float:
         return (_token_log_probs(model, ids, mask, targets.shape[1]) * targets).sum().item()
 
 
-def _policy(tiny, lora: bool = False) -> HFChatModel:
+def _policy(model_dir, lora: bool = False) -> HFChatModel:
     """The tiny model as a policy that returns its sampled tokens: every weight trained, or a LoRA on top."""
     torch.manual_seed(0)
-    chat = HFChatModel(ModelConfig(spec=f"hf:{tiny}", cpu_threads=1), str(tiny))
+    chat = HFChatModel(ModelConfig(spec=f"hf:{model_dir}", cpu_threads=1), str(model_dir))
     if lora:
         chat.model = get_peft_model(chat.model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear"))
     chat.keep_ids = True

@@ -20,8 +20,8 @@ from roleplay.users import AgendaUser
 from tasks.rl import rl_dir
 
 
-def _cfg(tiny, **kw) -> RLConfig:
-    return RLConfig(agent=ModelConfig(spec=f"hf:{tiny}", cpu_threads=1), user={"spec": "agenda"}, n_tasks=2,
+def _cfg(model_dir, **kw) -> RLConfig:
+    return RLConfig(agent=ModelConfig(spec=f"hf:{model_dir}", cpu_threads=1), user={"spec": "agenda"}, n_tasks=2,
                     steps=2, tasks_per_step=2, group_size=2, max_messages=4,
                     agent_sampling=SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0), **kw)
 
