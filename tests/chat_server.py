@@ -97,14 +97,15 @@ class ChatServer:
                 try:
                     time.sleep(server.delay)
                     if status == 200:
-                        self.send_json(200, server.completion(body))
+                        answer = server.completion(body)
                     else:
                         auth = self.headers.get("Authorization")
-                        error = {"message": f"scripted {status}; you sent {auth}", "type": "test"}
-                        self.send_json(status, {"error": error})
+                        answer = {"error": {"message": f"scripted {status}; you sent {auth}", "type": "test"}}
                 finally:
+                    # Out of flight before the answer leaves: once the client has it, its next request may come in.
                     with server.lock:
                         server.in_flight -= 1
+                self.send_json(status, answer)
 
         return Handler
 
