@@ -325,8 +325,12 @@ def cache(args) -> None:
     if args.action == "ls":
         found = store.entries(args.runs_dir, kinds)
     else:
-        found = store.prune(args.older_than, args.runs_dir, kinds, args.dry_run)
+        pruned = store.prune(args.older_than, args.runs_dir, kinds, args.dry_run)
+        found = pruned.removed
         print(f"{'would remove' if args.dry_run else 'removed'} {len(found)} entries, {sum(e.bytes for e in found) / 1e6:.1f} MB")
+        if pruned.in_use:
+            print(f"kept {len(pruned.in_use)} older entries that running commands have used since they began "
+                  f"(process {', '.join(map(str, pruned.users))})")
     if args.action == "ls" and not found:
         print(f"nothing kept under {store.cache_dir()} or {args.runs_dir}")
     for e in found:

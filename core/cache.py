@@ -9,6 +9,10 @@ table) is cached by Prefect under `stored_result`'s key, which touches the store
 An entry's age therefore counts from its last use, and pruning by age removes only what no recent run
 needed: whatever a later run asks for again is rebuilt. Run folders are outputs, never read back as a
 cache. Names that start with a dot are builds in progress and are left alone.
+
+A command that is still running may read again what it used earlier (an adapter it trained, a stored shard), so
+prune keeps whatever was used since the oldest running command first used the cache: each such command holds a
+lock on a file named by its process id under `.in-use/`, and the lock ends with the process however it ends.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from core.errors import ConfigError
 from core.paths import cache_dir, state_dir
@@ -65,25 +70,83 @@ def entries(runs_dir: str | Path = "runs", kinds: tuple[str, ...] = KINDS) -> li
     return [Entry(kind, p, _size(p), p.stat().st_mtime) for kind in kinds for p in _kept(kind, Path(runs_dir))]
 
 
+@dataclass
+class Pruned:
+    removed: list[Entry]
+    in_use: list[Entry]  # not used for the days asked, but since a command still running began: kept
+    users: list[int]  # the process ids of those commands (this one excepted)
+
+
 def prune(older_than_days: float, runs_dir: str | Path = "runs", kinds: tuple[str, ...] = KINDS,
-          dry_run: bool = False) -> list[Entry]:
-    """Remove the entries not used for `older_than_days`; returns them."""
+          dry_run: bool = False) -> Pruned:
+    """Remove the entries not used for `older_than_days` nor since a running command first used the cache."""
+    users = _running_users()
+    since = min(users.values(), default=float("inf")) - 1.0  # file times and the clock may round apart
     old = [e for e in entries(runs_dir, kinds) if e.age_days > older_than_days]
-    for entry in old if not dry_run else ():
-        shutil.rmtree(entry.path) if entry.path.is_dir() else entry.path.unlink(missing_ok=True)
-    return old
+    removed = [e for e in old if e.last_used < since]
+    if not dry_run:
+        removed = [e for e in removed if _remove_unless_just_used(e.path, since)]
+    return Pruned(removed, [e for e in old if e not in removed], sorted(users))
 
 
-def touch(path: Path) -> None:
-    """Mark a cached folder or file as used now."""
-    path.touch(exist_ok=True)
+def _remove_unless_just_used(path: Path, since: float) -> bool:
+    """Remove `path` unless a running command found it after the listing (or it is gone); whether it was removed."""
+    try:
+        if path.stat().st_mtime >= since:
+            return False
+    except FileNotFoundError:
+        return False
+    shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return True
+
+
+def reuse(path: Path) -> bool:
+    """Whether `path` is kept; if so it is marked used now, and prune leaves it to this process while it runs. False
+    when it was never built or was pruned: the caller builds it (again)."""
+    _register_use()
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+_registrations: dict[Path, IO] = {}  # the in-use file this process holds locked, per cache folder
+
+
+def _register_use() -> None:
+    """Hold a lock on `.in-use/<pid>` while this process lives; its modification time is when it began to use the
+    cache. Once per process and cache folder."""
+    folder = cache_dir() / ".in-use"
+    if folder in _registrations:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    held = open(folder / str(os.getpid()), "w")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    os.utime(held.fileno())
+    _registrations[folder] = held
+
+
+def _running_users() -> dict[int, float]:
+    """Other processes that use the cache now, with when each began; the files of ended ones are removed."""
+    folder = cache_dir() / ".in-use"
+    users = {}
+    for file in folder.glob("[0-9]*") if folder.is_dir() else ():
+        if int(file.name) == os.getpid():
+            continue
+        with open(file, "a") as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                users[int(file.name)] = file.stat().st_mtime
+                continue
+            file.unlink(missing_ok=True)  # its process has ended: the lock was free
+    return users
 
 
 def stored_result(key: str) -> str:
     """`key` as a Prefect cache key; the result stored under it, if any, is marked used now (a run reads it)."""
-    stored = results_dir() / key
-    if stored.is_file():
-        touch(stored)
+    reuse(results_dir() / key)
     return key
 
 
@@ -97,8 +160,7 @@ def build_once(final: Path, build: Callable[[Path], None], resumable: bool = Fal
     killed build never leaves half a folder under the real name. One builder at a time (a lock beside it): a second
     one waits, then finds `final`. A `resumable` build finds what a killed one left in its folder (its checkpoints)
     and goes on from there; any other build starts from an empty folder. A `final` found is touched: used now."""
-    if final.is_dir():
-        touch(final)
+    if reuse(final):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.parent / f".{final.name}.partial"

@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from core.cache import build_once, touch
+from core.cache import build_once, reuse
 from core.processes import in_fresh_process
 from envs.toolwoz.data import _cache_path as toolwoz_task_file, load_toolwoz
 from models.bootstrap_config import BootstrapConfig
@@ -24,9 +24,8 @@ from models.warm_start import WarmStartConfig, warm_start_dir
 def train_embedded_model(cfg: BootstrapConfig) -> str:
     """The trained model dir; the cache dir is keyed on config, corpus and recipe code, so reruns are free."""
     path = embedded_model_path(cfg)
-    if not path.is_dir():
+    if not reuse(path):  # in use from now: `selftrain cache prune` keeps it
         in_fresh_process(embedded_model_dir, cfg)
-    touch(path)  # in use: `selftrain cache prune` keeps it
     return str(path)
 
 
@@ -55,13 +54,12 @@ def warm_start_smollm2(cfg: WarmStartConfig) -> str:
 
     base = converted(smollm2_gguf())
     path = warm_start_dir(base, "smollm2", cfg)
-    if not path.is_dir():
+    if not reuse(path):
         print(f"Warm-starting SmolLM2 on ToolWOZ transcripts (first use only): {cfg.budget_tokens / 1e6:.2f}M tokens "
               f"(about {cfg.budget_tokens / CPU_TOKENS_PER_S / 60:.0f} min on 2 CPU cores, minutes on a GPU). "
               f"It is cached afterwards; stopped, it goes on from its last checkpoint (every {cfg.sft.save_steps} steps).",
               file=sys.stderr)
         in_fresh_process(build_once, path, partial(train_warm_start, cfg, base), True)
-    touch(path)
     return str(path)
 
 

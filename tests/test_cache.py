@@ -1,7 +1,10 @@
 """Listing and pruning what the project keeps on disk: by kind and by days since last use."""
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +40,7 @@ def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys, monkeyp
     old_run = _folder(runs / "simulate-old", 31)
     monkeypatch.setenv("PREFECT_LOCAL_STORAGE_PATH", str(tmp_path / "results"))
     old_result, read_result = (_stored(tmp_path / "results" / key, 60) for key in ("a" * 64, "b" * 64))
-    cache.touch(used_model)  # reused by a run today
+    assert cache.reuse(used_model)  # reused by a run today
     assert cache.by_fingerprint(None, {"fingerprint": "b" * 64}) == "b" * 64  # a Prefect task looks its result up
 
     listed = {e.path.name: e for e in cache.entries(runs)}
@@ -45,7 +48,7 @@ def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys, monkeyp
     assert listed["embedded-old"].bytes == 1000 and listed["embedded-old"].age_days > 39
     assert listed["a" * 64].kind == "results" and listed["a" * 64].bytes == 7
 
-    assert [e.path for e in cache.prune(30, runs, dry_run=True)] == [old_model, old_rows, old_run, old_result]
+    assert [e.path for e in cache.prune(30, runs, dry_run=True).removed] == [old_model, old_rows, old_run, old_result]
     assert old_model.exists() and read_result.exists()
     assert main(["cache", "prune", "--older-than", "30", "--kind", "models", "--runs-dir", str(runs)]) == 0
     assert "removed 1 entries" in capsys.readouterr().out
@@ -53,6 +56,30 @@ def test_prune_removes_only_what_was_not_used_recently(tmp_path, capsys, monkeyp
     assert (root / "models" / ".embedded-building").exists()
     assert main(["cache", "prune", "--older-than", "30", "--kind", "results"]) == 0
     assert not old_result.exists() and read_result.exists()
+
+
+def test_prune_leaves_a_running_command_what_it_has_used_and_takes_it_once_the_command_ends(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """`--older-than 0` beside a running pipeline: the adapter that run found (and will load again) stays."""
+    monkeypatch.setenv("SELFTRAIN_CACHE_DIR", str(tmp_path / "cache"))  # the command below inherits it
+    earlier = _folder(cache.cache_dir() / "adapters" / "sft-earlier", 1)  # last used before the command began
+    found = _folder(cache.cache_dir() / "adapters" / "sft-found", 1)
+    reuse = "import sys; from pathlib import Path; from core import cache; print(cache.reuse(Path(sys.argv[1])), " \
+            "flush=True); sys.stdin.read()"
+    command = subprocess.Popen([sys.executable, "-c", reuse, str(found)], cwd=Path(__file__).parents[1],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert command.stdout.readline() == "True\n"
+        assert main(["cache", "prune", "--older-than", "0", "--kind", "adapters"]) == 0
+    finally:
+        command.stdin.close()
+        command.wait()
+    out = capsys.readouterr().out
+    assert "removed 1 entries" in out and "kept 1 older entries that running commands have used" in out, out
+    assert f"(process {command.pid})" in out
+    assert not earlier.exists() and found.exists()
+    assert [e.path for e in cache.prune(0, kinds=("adapters",)).removed] == [found]  # the command has ended
+    assert not (cache.cache_dir() / ".in-use" / str(command.pid)).exists()
 
 
 def test_an_unknown_kind_is_named():
@@ -75,4 +102,4 @@ def test_toolwoz_data_that_a_run_reads_counts_as_used(tmp_path, monkeypatch, too
         assert data.load_toolwoz().tasks.keys() == toolwoz.tasks.keys()  # read back, not rebuilt
     finally:
         data.load_toolwoz.cache_clear()
-    assert cache.prune(30, kinds=("toolwoz",)) == []
+    assert cache.prune(30, kinds=("toolwoz",)).removed == []

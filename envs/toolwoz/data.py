@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 from core.errors import DataMissingError
-from core.cache import touch
+from core.cache import reuse
 from core.paths import cache_dir, write_atomically
 from core.types import ToolCall
 
@@ -216,8 +216,7 @@ def _cache_path() -> Path:
 def load_toolwoz() -> ToolWOZData:
     """The ToolWOZ data, built on first use and read from the cache afterwards (~1 s)."""
     path = _cache_path()
-    if path.is_file():
-        touch(path)
+    if reuse(path):
         return ToolWOZData.model_validate_json(path.read_bytes())
     data = build_data()
     write_atomically(path, data.model_dump_json())

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.fingerprint import code_fingerprint, stable_hash
-from core.cache import touch
+from core.cache import reuse
 from core.paths import cache_dir, write_atomically
 from core.types import Dialogue, Message, Outcome, Scenario, Termination, ToolCall
 from envs.toolwoz.data import (
@@ -105,9 +105,7 @@ def corpus_file(data: ToolWOZData, split: Split = "train", limit: int | None = N
     """
     key = stable_hash(data_version(), code_fingerprint(__name__))[:12]
     path = cache_dir() / "toolwoz" / f"transcripts-{split}{f'-first{limit}' if limit else ''}-{key}.jsonl"
-    if path.is_file():
-        touch(path)
-    else:
+    if not reuse(path):
         write_atomically(path, "".join(d.model_dump_json() + "\n" for d in human_dialogues(data, split, limit)))
     return path
 
