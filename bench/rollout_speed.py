@@ -11,6 +11,7 @@ Measured side by side in one run, same model, same threads:
   `--before` names (models/hf_backend.py read from that git revision), in minutes scaled to 200 tasks and 100 trees.
 
     .venv/bin/python bench/rollout_speed.py --model smollm2-toolwoz [--before HEAD] [--tasks 20] [--trees 10]
+                                            [--decode-engine onnxruntime]
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def backend_at(rev: str):
     return module
 
 
-def rollout_minutes(make_model, spec: str, threads: int, n_tasks: int, n_trees: int) -> dict[str, float]:
-    model_cfg = ModelConfig(spec=spec, cpu_threads=threads)
+def rollout_minutes(make_model, spec: str, threads: int, n_tasks: int, n_trees: int,
+                    engine: str = "torch") -> dict[str, float]:
+    model_cfg = ModelConfig(spec=spec, cpu_threads=threads, decode_engine=engine)
     bench = domain("toolwoz")
     out = {}
     evaluation = EvalConfig(agent=model_cfg, agent_prompt="compact", split="val", n_tasks=n_tasks)
@@ -126,6 +128,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20, help="validation tasks per evaluation")
     parser.add_argument("--trees", type=int, default=10, help="JOSH training tasks (0: skip JOSH)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the idle cores)")
+    parser.add_argument("--decode-engine", default="torch", choices=["torch", "onnxruntime"],
+                        help="this checkout's decode engine (the baseline's is torch)")
     args = parser.parse_args()
     threads = args.threads or idle_cores()
     torch.set_num_threads(threads)
@@ -142,9 +146,10 @@ def main() -> None:
           f" of the roofline), decode x32 {speed['decode']:,.0f} tokens/s "
           f"({speed['decode'] * decode_flops / gflops / 1e9:.0%})")
     before = backend_at(args.before)
-    runs = {f"before ({args.before})": lambda cfg: before.HFChatModel(cfg, path), "after (this checkout)": load_model}
-    for name, make in runs.items():
-        r = rollout_minutes(make, args.model, threads, args.tasks, args.trees)
+    runs = {f"before ({args.before})": (lambda cfg: before.HFChatModel(cfg, path), "torch"),
+            f"after (this checkout, {args.decode_engine})": (load_model, args.decode_engine)}
+    for name, (make, engine) in runs.items():
+        r = rollout_minutes(make, args.model, threads, args.tasks, args.trees, engine)
         print(f"  {name}: evaluation {r['eval_min_per_200']:.1f} min per 200 tasks (success {r['eval_success']:.0%} of "
               f"{args.tasks})" + (f", JOSH {r['josh_min_per_100']:.1f} min per 100 trees" if args.trees else ""),
               flush=True)

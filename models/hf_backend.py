@@ -19,6 +19,7 @@ from core.memory import release
 from core.errors import BadFileError, ConfigError, ModelSpecError
 from core.types import Generation, Message
 from models.specs import hf_source, model_fingerprint
+from models import ort_decode
 from models.base import ChatModel, Sample
 from models.prefix_tree import PrefixTree
 
@@ -99,6 +100,10 @@ class HFChatModel(ChatModel):
         self.eos_ids = set(eos) if isinstance(eos, list) else {eos}
         self.prefixes = PrefixTree(cfg.prefix_cache_mb * 2**20)
         self._lltokenizer, self._grammars = None, {}  # constrained decoding (`_matcher`), built on first use
+        self.ort = cfg.decode_engine == "onnxruntime" and self.device == "cpu" and not cfg.load_in_4bit
+        self._ort_decoder = None  # its graph built (or found) on first use
+        if self.ort:
+            ort_decode.check_installed()
         self.keep_ids = False  # return `Sample`s (token ids kept) instead of plain generations: online RL asks for them
 
     def generate(
@@ -156,7 +161,7 @@ class HFChatModel(ChatModel):
         rest = max(len(prompts[i]) - past[i] for i in rows)
         cache = Cache(layers=[
             _PreallocatedLayer([states[i][0][layer] for i in rows], [states[i][1][layer] for i in rows],
-                               width, rest + sampling.max_new_tokens)
+                               width, rest + (0 if self.ort else sampling.max_new_tokens))
             for layer in range(self.model.config.num_hidden_layers)
         ])
         del states
@@ -167,6 +172,10 @@ class HFChatModel(ChatModel):
         position = torch.tensor([p + r for p, r in lengths], device=self.device)  # of each row's next token
         logits = self.model(input_ids=tokens, attention_mask=mask, position_ids=(position[:, None] - rest + torch.arange(
             rest, device=self.device)).clamp(min=0), past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        steps = _TorchSteps(self.model, cache, mask, position, lengths, width, rest)
+        if self.ort:
+            steps = self._ort_steps(steps, sampling.max_new_tokens)
+        del cache
         eos = torch.tensor(sorted(self.eos_ids), device=self.device)
         batch: list[int | None] = list(range(len(rows)))  # the row at each batch position; None once finished
         present = list(range(len(rows)))  # the row at each batch position, finished or not
@@ -176,12 +185,8 @@ class HFChatModel(ChatModel):
 
         def keep_answers(positions: list[int]) -> None:
             for k in positions if self.prefixes.max_bytes else ():  # no tree: nothing to copy out
-                (p, r), prompt = lengths[present[k]], prompts[rows[present[k]]]
-                answered = out[present[k]][:fed]
-                spans = (slice(width - p, width), slice(width + rest - r, width + rest + len(answered)))
-                self.prefixes.store(prompt + answered, tuple(
-                    [torch.cat([part[k : k + 1, :, span] for span in spans], dim=2) for part in parts]
-                    for parts in ([layer._keys for layer in cache.layers], [layer._values for layer in cache.layers])))
+                said = prompts[rows[present[k]]] + out[present[k]][:fed]
+                self.prefixes.store(said, steps.states(k, len(said)))
 
         for step in range(sampling.max_new_tokens):
             logits = logits[:, -1].float()
@@ -201,16 +206,30 @@ class HFChatModel(ChatModel):
             if finished * 4 >= len(batch):  # finished rows leave the batch, a quarter at a time (each exit copies the cache)
                 keep_answers([k for k, row in enumerate(batch) if row is None])
                 keep = torch.tensor([k for k, row in enumerate(batch) if row is not None], device=self.device)
-                cache.batch_select_indices(keep)
-                tokens, mask, position = tokens[keep], mask[keep], position[keep]
+                steps.select(keep)
+                tokens = tokens[keep]
                 present = [present[k] for k in keep.tolist()]
                 batch = [row for row in batch if row is not None]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
-                                past_key_values=cache, use_cache=True).logits
-            position, fed = position + 1, fed + 1
+            logits = steps.step(tokens)
+            fed += 1
         keep_answers(list(range(len(present))))
         return [self._generation(ids, prompts[i]) for ids, i in zip(out, rows)]
+
+    def _ort_steps(self, steps: "_TorchSteps", room: int) -> ort_decode.OrtDecoder:
+        """The batch's states, each row's from its start with `room` after the longest, handed to ONNX Runtime."""
+        if self._ort_decoder is None:
+            graph = ort_decode.graph_for(self.model, self.tokenizer, self.fingerprint())
+            self._ort_decoder = ort_decode.OrtDecoder(graph, torch.get_num_threads())
+        said = [p + r for p, r in steps.lengths]
+        layers = steps.cache.layers
+        rows, heads, _, dim = layers[0]._keys.shape
+        keys, values = (torch.zeros(len(layers), rows, heads, max(said) + room, dim) for _ in range(2))
+        for row, length in enumerate(said):
+            row_keys, row_values = steps.states(row, length)
+            for layer in range(len(layers)):
+                keys[layer, row, :, :length], values[layer, row, :, :length] = row_keys[layer][0], row_values[layer][0]
+        self._ort_decoder.start(keys, values, said, self.model.config.vocab_size)
+        return self._ort_decoder
 
     def _matcher(self, grammar: str):
         """A fresh parser state for one sequence held to `grammar` (compiled once per grammar, then copied)."""
@@ -286,8 +305,10 @@ class HFChatModel(ChatModel):
         return Generation(text=text, prompt_tokens=len(prompt), completion_tokens=length)
 
     def weights_changed(self) -> None:
-        """After a training step: states cached for earlier prompts were computed by the old weights."""
+        """After a training step: states cached for earlier prompts were computed by the old weights, and an ONNX
+        Runtime graph holds the old weights (decoding goes on in torch: online RL would rebuild it every step)."""
         self.prefixes.clear()
+        self.ort, self._ort_decoder = False, None
 
     def fingerprint(self) -> str:
         return model_fingerprint(self.cfg)
@@ -298,6 +319,37 @@ class HFChatModel(ChatModel):
         release()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+class _TorchSteps:
+    """Decode steps in torch on the prompt pass's cache: each row's states right-aligned at `width` (its past),
+    then its rest right-aligned at `width + rest`, then its answer; explicit mask and positions."""
+
+    def __init__(self, model, cache: Cache, mask: torch.Tensor, position: torch.Tensor,
+                 lengths: list[tuple[int, int]], width: int, rest: int):
+        self.model, self.cache, self.mask, self.position = model, cache, mask, position
+        self.lengths, self.width, self.rest = lengths, width, rest  # (past, rest) per batch position
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        logits = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.position[:, None],
+                            past_key_values=self.cache, use_cache=True).logits
+        self.position = self.position + 1
+        return logits
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.cache.batch_select_indices(keep)
+        self.mask, self.position = self.mask[keep], self.position[keep]
+        self.lengths = [self.lengths[k] for k in keep.tolist()]
+
+    def states(self, row: int, length: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The row's first `length` states (its prompt, then its answer), per layer [1, heads, length, dim]."""
+        past, rest = self.lengths[row]
+        spans = (slice(self.width - past, self.width),
+                 slice(self.width + self.rest - rest, self.width + self.rest + length - past - rest))
+        return tuple([torch.cat([part[row : row + 1, :, span] for span in spans], dim=2) for part in parts]
+                     for parts in ([layer._keys for layer in self.cache.layers],
+                                   [layer._values for layer in self.cache.layers]))
 
 
 class _PreallocatedLayer(DynamicLayer):

@@ -150,6 +150,28 @@ def test_conversations_read_through_the_prefix_tree_decode_what_reading_every_pr
     fresh.close()
 
 
+@pytest.mark.parametrize("with_adapter", [False, True])
+def test_decoding_in_onnxruntime_gives_torchs_tokens_and_feeds_the_prefix_tree(tiny, tmp_path, with_adapter):
+    """decode_engine=onnxruntime: torch reads the prompts (through the prefix tree), ONNX Runtime decodes from those
+    states; three turns of four conversations (an adapter merged into the graph, or not) give the greedy tokens of
+    torch reading every prompt afresh, and each next turn reuses the states the ONNX decode wrote."""
+    adapter = str(make_adapter(tiny, tmp_path / "adapter", seed=3)) if with_adapter else None
+    ours = load_model(ModelConfig(spec=f"hf:{tiny}", adapter=adapter, decode_engine="onnxruntime", batch_size=4))
+    fresh = load_model(ModelConfig(spec=f"hf:{tiny}", adapter=adapter, prefix_cache_mb=0))
+    chats = [[Message(role="user", content=f"I need a table for {k} people on friday.")] for k in range(2, 6)]
+    for turn in range(3):
+        before = ours.prefixes.reused_tokens
+        said = ours.generate(chats, GREEDY)
+        assert texts(said) == texts(fresh.generate(chats, GREEDY)), turn
+        if turn:
+            assert ours.prefixes.reused_tokens - before >= sum(len(chat) for chat in chats)  # the last turn's states
+        for chat, (gen,) in zip(chats, said):
+            chat += [Message(role="assistant", content=gen.text), Message(role="user", content=f"and {turn} more")]
+    assert ours._ort_decoder is not None  # the graph decoded
+    ours.close()
+    fresh.close()
+
+
 def test_a_conversation_longer_than_the_context_drops_old_turns_and_its_next_turns_reuse_the_rest(tmp_path):
     """Cut in half-context steps: the system prompt and latest turns stay, and the next turns extend the cut prompt."""
     small = load_model(ModelConfig(spec=f"hf:{build_random_model(tmp_path, max_position_embeddings=256)}"))
