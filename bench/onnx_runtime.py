@@ -12,8 +12,7 @@ measured in one run:
   It is checked first: next-token logits against torch's, for rows of different lengths.
 Prefill: one 1,024-token prompt; decode: 32 sequences a step over 600-token contexts.
 
-    pip install --target /tmp/ort onnxruntime onnxruntime-genai onnx onnxscript   # not project dependencies
-    PYTHONPATH=/tmp/ort .venv/bin/python bench/onnx_runtime.py [--threads 2]
+    .venv/bin/python bench/onnx_runtime.py [--threads 2]
 """
 
 from __future__ import annotations
