@@ -7,8 +7,8 @@ measured in one run:
   whose whole cache goes out, as Optimum's exports work);
 - ONNX Runtime GenAI: its model builder's graph (fused GroupQueryAttention, past and present in one buffer), driven
   by its Generator;
-- the same graph run by onnxruntime alone on states our torch prefill computed, in place (IO binding on the torch
-  buffers, each row's states from its start): the way a backend would combine our prefix tree with ORT's decode.
+- the same graph run by `models/ort_decode.OrtDecoder` (what `decode_engine=onnxruntime` runs) on states our torch
+  prefill computed, in place (IO binding on the torch buffers, each row's states from its start).
   It is checked first: next-token logits against torch's, for rows of different lengths.
 Prefill: one 1,024-token prompt; decode: 32 sequences a step over 600-token contexts.
 
@@ -40,6 +40,7 @@ from rollout_speed import flops_per_token, gemm_gflops, model_speed  # noqa: E40
 
 from core.config import ModelConfig  # noqa: E402
 from core.cpu import idle_cores  # noqa: E402
+from models.ort_decode import OrtDecoder  # noqa: E402
 from models.specs import weights_source  # noqa: E402
 
 PREFILL, CONTEXT, ROWS, STEPS = 1024, 600, 32, 16
@@ -131,34 +132,8 @@ def genai_speed(model: og.Model, vocab: int) -> dict[str, float]:
     return {"prefill": prefill_rate, "decode": ROWS * STEPS / (time.perf_counter() - start)}
 
 
-def bind_states(session: ort.InferenceSession, keys: torch.Tensor, values: torch.Tensor,
-                logits: torch.Tensor) -> ort.IOBinding:
-    """Past and present of every layer bound to the same torch buffers [layers, rows, heads, capacity, dim]: the
-    graph reads each row's states and writes the new token's after them, in place; the logits [rows, 1, vocab] go
-    to `logits`. Nothing is copied."""
-    binding = session.io_binding()
-    binding.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.data_ptr())
-    for layer in range(keys.shape[0]):
-        for kind, states in (("key", keys[layer]), ("value", values[layer])):
-            shape = list(states.shape)
-            binding.bind_input(f"past_key_values.{layer}.{kind}", "cpu", 0, np.float32, shape, states.data_ptr())
-            binding.bind_output(f"present.{layer}.{kind}", "cpu", 0, np.float32, shape, states.data_ptr())
-    return binding
-
-
-def decode_step(session: ort.InferenceSession, binding: ort.IOBinding, tokens: np.ndarray,
-                lengths: list[int]) -> None:
-    """One token per row after each row's `lengths` states."""
-    mask = np.zeros((len(lengths), max(lengths) + 1), dtype=np.int64)
-    for row, length in enumerate(lengths):
-        mask[row, : length + 1] = 1
-    binding.bind_cpu_input("input_ids", tokens)
-    binding.bind_cpu_input("attention_mask", mask)
-    session.run_with_iobinding(binding)
-
-
 @torch.inference_mode()
-def in_place_agreement(model: torch.nn.Module, session: ort.InferenceSession, lengths: list[int]) -> tuple[float, float]:
+def in_place_agreement(model: torch.nn.Module, decoder: OrtDecoder, lengths: list[int]) -> tuple[float, float]:
     """Max |logit difference| and argmax agreement of a decode step from torch's states, against torch's own step."""
     config, capacity = model.config, max(lengths) + 8
     shape = (config.num_hidden_layers, len(lengths), config.num_key_value_heads, capacity,
@@ -170,23 +145,20 @@ def in_place_agreement(model: torch.nn.Module, session: ort.InferenceSession, le
         for layer, states in enumerate(past.layers):
             keys[layer, row, :, :length], values[layer, row, :, :length] = states.keys[0], states.values[0]
         theirs.append(model(input_ids=nxt[row : row + 1], past_key_values=past, use_cache=True).logits[0, -1])
-    ours = torch.empty(len(lengths), 1, config.vocab_size)
-    decode_step(session, bind_states(session, keys, values, ours), nxt.numpy(), lengths)
-    ours, theirs = ours[:, -1], torch.stack(theirs)
+    decoder.start(keys, values, lengths, config.vocab_size)
+    ours, theirs = decoder.step(nxt[:, 0])[:, -1], torch.stack(theirs)
     return (ours - theirs).abs().max().item(), (ours.argmax(-1) == theirs.argmax(-1)).float().mean().item()
 
 
-def in_place_speed(session: ort.InferenceSession, config) -> dict[str, float]:
+def in_place_speed(decoder: OrtDecoder, config) -> dict[str, float]:
     shape = (config.num_hidden_layers, ROWS, config.num_key_value_heads, CONTEXT + STEPS + 1,
              config.hidden_size // config.num_attention_heads)
-    keys, values = torch.randn(shape), torch.randn(shape)
-    logits = torch.empty(ROWS, 1, config.vocab_size)  # held here: the graph writes into it
-    binding = bind_states(session, keys, values, logits)
-    tokens = lambda: np.random.randint(config.vocab_size, size=(ROWS, 1))  # noqa: E731
-    decode_step(session, binding, tokens(), [CONTEXT] * ROWS)
+    decoder.start(torch.randn(shape), torch.randn(shape), [CONTEXT] * ROWS, config.vocab_size)
+    tokens = lambda: torch.randint(config.vocab_size, (ROWS,))  # noqa: E731
+    decoder.step(tokens())
     start = time.perf_counter()
-    for k in range(1, STEPS + 1):
-        decode_step(session, binding, tokens(), [CONTEXT + k] * ROWS)
+    for _ in range(STEPS):
+        decoder.step(tokens())
     return {"decode": ROWS * STEPS / (time.perf_counter() - start)}  # its prefill is torch's
 
 
@@ -218,7 +190,7 @@ def main() -> None:
         prefill, decode = session(prefill_path, threads), session(decode_path, threads)
         print(f"max |logit difference| torch vs ONNX Runtime: {agreement(model, prefill):.2e}")
         genai = genai_model(weights, Path(tmp) / "genai", threads)
-        graph = session(Path(tmp) / "genai" / "model.onnx", threads)
+        graph = OrtDecoder(Path(tmp) / "genai", threads)  # what decode_engine=onnxruntime runs
         difference, agree = in_place_agreement(model, graph, [5, 120, 37, 300])
         print(f"GenAI's graph on torch's states, rows of 5-300 tokens: max |logit difference| {difference:.2e}, "
               f"next token agrees on {agree:.0%}")

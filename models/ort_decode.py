@@ -86,9 +86,8 @@ class OrtDecoder:
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Each row's next token read; the logits after it [rows, 1, vocab] (overwritten by the next step)."""
-        mask = np.zeros((len(self.lengths), max(self.lengths) + 1), dtype=np.int64)
-        for row, length in enumerate(self.lengths):
-            mask[row, : length + 1] = 1
+        lengths = np.asarray(self.lengths)
+        mask = (np.arange(lengths.max() + 1) <= lengths[:, None]).astype(np.int64)  # each row's states and its token
         self.binding.bind_cpu_input("input_ids", tokens[:, None].numpy().astype(np.int64))
         self.binding.bind_cpu_input("attention_mask", mask)
         self.session.run_with_iobinding(self.binding)
