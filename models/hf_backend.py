@@ -15,7 +15,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from core.config import ModelConfig, SamplingConfig
 from core.cpu import idle_cores
-from core.memory import release
+from core.memory import release, trim
 from core.errors import BadFileError, ConfigError, ModelSpecError
 from core.types import Generation, Message
 from models.specs import hf_source, model_fingerprint
@@ -159,12 +159,15 @@ class HFChatModel(ChatModel):
         del found
         width = max(past[i] for i in rows)  # columns before the rest of the prompts
         rest = max(len(prompts[i]) - past[i] for i in rows)
-        cache = Cache(layers=[
-            _PreallocatedLayer([states[i][0][layer] for i in rows], [states[i][1][layer] for i in rows],
-                               width, rest + (0 if self.ort else sampling.max_new_tokens))
-            for layer in range(self.model.config.num_hidden_layers)
-        ])
-        del states
+        layers = []
+        for layer in range(self.model.config.num_hidden_layers):
+            layers.append(_PreallocatedLayer([states[i][0][layer] for i in rows], [states[i][1][layer] for i in rows],
+                                             width, rest + (0 if self.ort else sampling.max_new_tokens)))
+            for keys, values in states.values():  # each row's copy freed as it moves: never the batch's states twice
+                keys[layer] = values[layer] = None
+            trim()  # (those copies sit in glibc's heap, which would keep their pages)
+        cache = Cache(layers=layers)
+        del states, layers
         pad = self.tokenizer.pad_token_id
         lengths = [(past[i], len(prompts[i]) - past[i]) for i in rows]  # (past, rest) per row
         tokens = torch.tensor([[pad] * (rest - r) + prompts[i][p:] for i, (p, r) in zip(rows, lengths)], device=self.device)
@@ -223,11 +226,9 @@ class HFChatModel(ChatModel):
         said = [p + r for p, r in steps.lengths]
         layers = steps.cache.layers
         rows, heads, _, dim = layers[0]._keys.shape
-        keys, values = (torch.zeros(len(layers), rows, heads, max(said) + room, dim) for _ in range(2))
-        for row, length in enumerate(said):
-            row_keys, row_values = steps.states(row, length)
-            for layer in range(len(layers)):
-                keys[layer, row, :, :length], values[layer, row, :, :length] = row_keys[layer][0], row_values[layer][0]
+        # not zeroed: GroupQueryAttention reads a row only as far as its length (NaN past it gives the same tokens)
+        keys, values = (torch.empty(len(layers), rows, heads, max(said) + room, dim) for _ in range(2))
+        steps.hand_over(keys, values)
         self._ort_decoder.start(keys, values, said, self.model.config.vocab_size)
         return self._ort_decoder
 
@@ -344,12 +345,27 @@ class _TorchSteps:
 
     def states(self, row: int, length: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The row's first `length` states (its prompt, then its answer), per layer [1, heads, length, dim]."""
-        past, rest = self.lengths[row]
-        spans = (slice(self.width - past, self.width),
-                 slice(self.width + self.rest - rest, self.width + self.rest + length - past - rest))
+        spans = self._spans(row, length)
         return tuple([torch.cat([part[row : row + 1, :, span] for span in spans], dim=2) for part in parts]
                      for parts in ([layer._keys for layer in self.cache.layers],
                                    [layer._values for layer in self.cache.layers]))
+
+    def hand_over(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Each row's prompt states copied from its start into [layers, rows, heads, capacity, dim] buffers, and
+        each layer of this cache freed once copied: the batch's states are never held twice (late in an evaluation,
+        64 rows of 3k tokens are 9 GB)."""
+        for index, layer in enumerate(self.cache.layers):
+            for row, (past, rest) in enumerate(self.lengths):
+                for target, source in ((keys, layer._keys), (values, layer._values)):
+                    target[index, row, :, : past + rest] = torch.cat([source[row, :, span] for span in
+                                                                      self._spans(row, past + rest)], dim=1)
+            layer._keys = layer._values = layer.keys = layer.values = None
+
+    def _spans(self, row: int, length: int) -> tuple[slice, slice]:
+        """Where the row's first `length` states sit: its past, right-aligned at `width`, then its rest and answer."""
+        past, rest = self.lengths[row]
+        return (slice(self.width - past, self.width),
+                slice(self.width + self.rest - rest, self.width + self.rest + length - past - rest))
 
 
 class _PreallocatedLayer(DynamicLayer):

@@ -95,8 +95,12 @@ class OrtDecoder:
         return self.logits
 
     def select(self, keep: torch.Tensor) -> None:
-        """Only these rows go on."""
-        self.start(self.keys[:, keep], self.values[:, keep], [self.lengths[k] for k in keep.tolist()],
+        """Only these rows go on, moved up in place (a copy of the buffers would hold the batch's states twice)."""
+        keep = keep.tolist()
+        for row, k in enumerate(keep):  # ascending, k >= row: a row is read before it is overwritten
+            if k != row:
+                self.keys[:, row], self.values[:, row] = self.keys[:, k], self.values[:, k]
+        self.start(self.keys[:, : len(keep)], self.values[:, : len(keep)], [self.lengths[k] for k in keep],
                    self.logits.shape[-1])
 
     def states(self, row: int, length: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -172,6 +172,29 @@ def test_decoding_in_onnxruntime_gives_torchs_tokens_and_feeds_the_prefix_tree(t
     fresh.close()
 
 
+def test_in_onnxruntime_rows_that_end_early_leave_the_batch_and_the_others_decode_on(tiny):
+    """Rows ending at different steps leave the decode batch (the others move up in its buffers): every row still
+    gets torch's greedy tokens. A token the tiny model emits at different steps is made an end of sequence."""
+    ours = load_model(ModelConfig(spec=f"hf:{tiny}", decode_engine="onnxruntime", batch_size=8))
+    fresh = load_model(ModelConfig(spec=f"hf:{tiny}", prefix_cache_mb=0))
+    chats = [[Message(role="user", content=f"Book {k} seats to the coast on day {k}, please.")] for k in range(8)]
+    sampling = SamplingConfig(temperature=0.0, max_new_tokens=24)
+    fresh.keep_ids = True
+    answers = [gen.completion_ids for (gen,) in fresh.generate(chats, sampling)]
+
+    def ends(token):  # the step at which each row would end
+        return [ids.index(token) if token in ids else len(ids) for ids in answers]
+
+    stop = max({t for ids in answers for t in ids}, key=lambda t: (len(set(ends(t))), -abs(ends(t).count(24) - 3)))
+    assert len(set(ends(stop))) >= 3 and 0 < ends(stop).count(24) < 8  # rows leave at several steps, some decode on
+    ours.eos_ids = fresh.eos_ids = fresh.eos_ids | {stop}
+    fresh.keep_ids = False
+    assert texts(ours.generate(chats, sampling)) == texts(fresh.generate(chats, sampling))
+    assert ours._ort_decoder is not None
+    ours.close()
+    fresh.close()
+
+
 def test_a_conversation_longer_than_the_context_drops_old_turns_and_its_next_turns_reuse_the_rest(tmp_path):
     """Cut in half-context steps: the system prompt and latest turns stay, and the next turns extend the cut prompt."""
     small = load_model(ModelConfig(spec=f"hf:{build_random_model(tmp_path, max_position_embeddings=256)}"))
