@@ -29,6 +29,6 @@ def release() -> None:
 
 
 def trim() -> None:
-    """Free heap pages back to the system, without a garbage collection (cheap enough once per decode batch)."""
+    """Free heap pages back to the system, without a garbage collection (a decode calls it mid-batch)."""
     if free := _trim():
         free(0)
