@@ -273,6 +273,14 @@ class HFChatModel(ChatModel):
         self.prefixes.store(ids, states)
         return states
 
+    def _empty_states(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """No tokens' states, per layer [1, kv heads, 0, head dim]: what a one-token prompt has before its token."""
+        config = self.model.config
+        dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        shape = (1, getattr(config, "num_key_value_heads", None) or config.num_attention_heads, 0, dim)
+        return tuple([torch.zeros(shape, dtype=self.model.dtype, device=self.device)
+                      for _ in range(config.num_hidden_layers)] for _ in range(2))
+
     def _context_length(self) -> int:
         return getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
 

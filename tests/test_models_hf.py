@@ -172,6 +172,16 @@ def test_decoding_in_onnxruntime_gives_torchs_tokens_and_feeds_the_prefix_tree(t
     fresh.close()
 
 
+def test_a_one_token_prompt_decodes_as_transformers_does(model):
+    """A prompt of a single token has no states before it: the batch starts from empty ones."""
+    token = model.tokenizer.bos_token_id or 1
+    (gen,) = model._decode([[token]], [0], GREEDY)
+    expected = model.model.generate(torch.tensor([[token]]), max_new_tokens=GREEDY.max_new_tokens, do_sample=False,
+                                    pad_token_id=model.tokenizer.pad_token_id)[0, 1:].tolist()
+    assert gen.text == model.tokenizer.decode(expected[: gen.completion_tokens], skip_special_tokens=True)
+    assert gen.completion_tokens > 0
+
+
 def test_in_onnxruntime_rows_that_end_early_leave_the_batch_and_the_others_decode_on(tiny):
     """Rows ending at different steps leave the decode batch (the others move up in its buffers): every row still
     gets torch's greedy tokens. A token the tiny model emits at different steps is made an end of sequence."""
